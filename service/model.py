@@ -1,0 +1,273 @@
+"""The bigram language model of the notebook: vocabulary, counts, training and sampling.
+
+Plain torch/numpy code with no web framework in it. The training CLI, the sampling CLI and
+the HTTP routes all call these functions.
+
+Shapes: V is the number of symbols, `len(chars) + 1`; index 0 is the start/end marker `.`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EOS = "."  # start/end marker, always index 0
+DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
+DEFAULT_MAX_WORD_LEN = 256  # sampling cuts a word at this many symbols (see `sample_words`)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the notebook's."""
+
+    steps: int = 600  # full-batch gradient descent steps (0 keeps the initial W)
+    lr: float = 50.0  # learning rate: W -= lr * grad
+    reg: float = 0.01  # weight of the mean(W**2) regularisation term
+    seed: int = DEFAULT_SEED  # seed of the generator that draws the initial W
+
+
+def build_alphabet(words: Sequence[str]) -> tuple[str, ...]:
+    """The model's symbols in index order: `.` then `sorted(set(''.join(words)))`."""
+    return (EOS, *sorted(set("".join(words))))
+
+
+def encode(words: Sequence[str], alphabet: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebook's training examples `(xs, ys)`, int64 (num,), in the notebook's order.
+
+    Joining the words with single `.` markers yields exactly the notebook's pairs: the `.`
+    between two words ends the first and starts the second.
+    """
+    text = EOS + EOS.join(words) + EOS
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    order = np.array([ord(c) for c in alphabet], dtype=np.uint32)
+    sort = np.argsort(order)
+    ix = sort[np.minimum(np.searchsorted(order[sort], codes), len(order) - 1)]
+    if not np.array_equal(order[ix], codes):
+        raise ValueError("a word holds a symbol outside the alphabet")
+    ix = torch.from_numpy(ix.astype(np.int64))
+    return ix[:-1], ix[1:]
+
+
+def count_bigrams(xs: torch.Tensor, ys: torch.Tensor, V: int) -> torch.Tensor:
+    """The (V, V) int64 matrix of bigram counts: counts[a, b] = #examples with x=a, y=b."""
+    return torch.bincount(xs * V + ys, minlength=V * V).reshape(V, V)
+
+
+def init_weights(V: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
+    """The notebook's initial W: (V, V) float32 standard normal from `manual_seed(seed)`."""
+    return torch.randn((V, V), generator=torch.Generator().manual_seed(seed))
+
+
+def _loss_terms(W: np.ndarray, counts: np.ndarray, rows: np.ndarray, num: float):
+    """Mean NLL and the softmax P of W, in W's dtype. `rows` is counts.sum(1)."""
+    m = W.max(axis=1, keepdims=True)
+    e = np.exp(W - m)
+    z = e.sum(axis=1)
+    log_z = np.log(z) + m[:, 0]
+    nll = (rows @ log_z - np.vdot(counts, W)) / num
+    return nll, e / z[:, None]
+
+
+def _descend(counts: torch.Tensor, config: TrainConfig, dtype) -> tuple[np.ndarray, list[float]]:
+    """Gradient descent on the notebook's loss, from the (V, V) count matrix alone.
+
+    The loss, mean NLL over the examples plus `reg * mean(W**2)`, depends on the examples
+    only through their counts, and so does its gradient:
+    `(rows * softmax(W) - counts) / num + 2 * reg * W / V**2`.
+    """
+    V = counts.shape[0]
+    C = counts.numpy().astype(dtype)
+    rows = C.sum(axis=1)
+    num = rows.sum()
+    W = init_weights(V, config.seed).numpy().astype(dtype)
+    reg_scale = dtype(config.reg / (V * V))
+    lr = dtype(config.lr)
+    history: list[float] = []
+    for _ in range(config.steps):
+        nll, P = _loss_terms(W, C, rows, num)
+        history.append(float(nll + reg_scale * np.vdot(W, W)))
+        grad = (rows[:, None] * P - C) / num + (2 * reg_scale) * W
+        W -= lr * grad
+    return W, history
+
+
+def _descend_literally(
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    V: int,
+    config: TrainConfig,
+    on_step: Callable[[int, float], None] | None,
+) -> tuple[torch.Tensor, list[float]]:
+    """The notebook's own training loop (one-hot inputs, autograd), operation for operation.
+
+    Slow, but it rounds exactly as the notebook does; `train` uses it only where the loss
+    surface amplifies rounding differences (see there).
+    """
+    num = xs.nelement()
+    W = init_weights(V, config.seed).requires_grad_()
+    xenc = F.one_hot(xs, num_classes=V).float()
+    history: list[float] = []
+    for k in range(config.steps):
+        logits = xenc @ W
+        counts = logits.exp()
+        probs = counts / counts.sum(1, keepdims=True)
+        loss = -probs[torch.arange(num), ys].log().mean() + config.reg * (W**2).mean()
+        history.append(loss.item())
+        W.grad = None
+        loss.backward()
+        W.data += -config.lr * W.grad
+        if on_step is not None:
+            on_step(k, history[-1])
+    return W.detach(), history
+
+
+STABLE_TOL = 1e-5  # float32 and float64 descents this close: rounding does not matter here
+# Up to this much work (steps x examples x symbols, about 3 s here) the notebook's own loop is
+# cheap enough to run as it stands, which rounds exactly as the notebook does.
+LITERAL_BUDGET = 4e8
+
+
+def train(
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    V: int,
+    config: TrainConfig = TrainConfig(),
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[torch.Tensor, list[float]]:
+    """Train W on the examples `(xs, ys)` with the notebook's algorithm.
+
+    Two paths give the notebook's W within 1e-4:
+    - On small problems (`LITERAL_BUDGET`), the notebook's own loop, which matches it to the
+      bit. There the notebook's float32 rounding weighs most: with few symbols and many
+      examples per symbol it drifts by more than 1e-4 from the exact descent, and with a step
+      too large for the data the descent is chaotic and any rounding difference grows.
+    - Otherwise the descent on the (V, V) count matrix in float64, hundreds of times faster.
+      It is checked against the same descent in float32: if the two part, the descent is
+      chaotic, rounding decides the result, and the notebook's loop is run after all.
+
+    Returns the final W (V, V) float32 and the loss before each step, as the notebook prints it.
+    `on_step(k, loss)` is called for each step.
+    """
+    if xs.nelement() == 0:
+        raise ValueError("no training examples")
+    if config.steps * xs.nelement() * V <= LITERAL_BUDGET:
+        return _descend_literally(xs, ys, V, config, on_step)
+    counts = count_bigrams(xs, ys, V)
+    W64, history = _descend(counts, config, np.float64)
+    W32, history32 = _descend(counts, config, np.float32)
+    stable = np.abs(W64 - W32).max(initial=0.0) <= STABLE_TOL and all(
+        abs(a - b) <= STABLE_TOL for a, b in zip(history, history32, strict=True)
+    )
+    if not stable:
+        return _descend_literally(xs, ys, V, config, on_step)
+    if on_step is not None:
+        for k, loss in enumerate(history):
+            on_step(k, loss)
+    return torch.from_numpy(W64.astype(np.float32)), history
+
+
+def model_loss(W: torch.Tensor, counts: torch.Tensor, reg: float) -> tuple[float, float]:
+    """The notebook's loss of W on the examples counted in `counts`: (loss with reg, plain nll)."""
+    C = counts.numpy().astype(np.float64)
+    rows = C.sum(axis=1)
+    W64 = W.numpy().astype(np.float64)
+    nll, _ = _loss_terms(W64, C, rows, float(rows.sum()))
+    return float(nll + reg * np.mean(W64 * W64)), float(nll)
+
+
+@torch.inference_mode()
+def probability_table(W: torch.Tensor) -> torch.Tensor:
+    """P (V, V) float32: row ix is the notebook's `p` for the previous symbol ix, bit for bit.
+
+    Each row goes through the notebook's own operations (one-hot times W, exp, divide by the
+    row sum) so that sampling compares exactly the numbers the notebook compares.
+    """
+    V = W.shape[0]
+    rows = []
+    for ix in range(V):
+        xenc = F.one_hot(torch.tensor([ix]), num_classes=V).float()
+        counts = (xenc @ W).exp()
+        rows.append(counts / counts.sum(1, keepdims=True))
+    return torch.cat(rows)
+
+
+def expected_length(P: torch.Tensor) -> float:
+    """Expected number of symbols drawn per word (trailing `.` included), from P (V, V).
+
+    Used only to size the random draws of a request; solves the absorbing chain's
+    `(I - Q) t = 1` with `.` as the absorbing state.
+    """
+    Q = P.double()[1:, 1:].numpy()
+    V1 = Q.shape[0]
+    try:
+        t = np.linalg.solve(np.eye(V1) - Q, np.ones(V1))
+    except np.linalg.LinAlgError:
+        return float(DEFAULT_MAX_WORD_LEN)
+    steps = 1.0 + float(P.double()[0, 1:].numpy() @ t)
+    return steps if math.isfinite(steps) and steps > 0 else float(DEFAULT_MAX_WORD_LEN)
+
+
+class Sampler:
+    """Draws the notebook's words from W, fast.
+
+    `torch.multinomial(p, 1)` on the CPU is `argmax(p / q)` where `q` holds one
+    `exponential_` draw per symbol from the generator. Drawing those values for many characters
+    in one call consumes the generator's stream in the same order, so a walk over pre-drawn
+    rows gives the very words of the notebook's loop, at a fraction of its cost.
+    """
+
+    def __init__(self, W: torch.Tensor, alphabet: Sequence[str]):
+        self.alphabet = tuple(alphabet)
+        self.P = probability_table(W)  # (V, V) float32, the notebook's p for each row
+        self._P = self.P.numpy()
+        self.mean_steps = expected_length(self.P)
+
+    @torch.inference_mode()
+    def sample(self, n: int, seed: int, max_len: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
+        """`n` words from a fresh `Generator().manual_seed(seed)`, without the trailing `.`.
+
+        A word that reaches `max_len` symbols without `.` is cut there and the next word starts;
+        only then can the output differ from the notebook's loop (which would not stop).
+        """
+        V = len(self.alphabet)
+        g = torch.Generator().manual_seed(seed)
+        P, alphabet = self._P, self.alphabet
+        # Enough rows for the expected length of n words plus a margin; more are drawn if needed.
+        chunk = max(16, int(n * self.mean_steps * 1.1) + 8)
+        Q = torch.empty((chunk, V)).exponential_(1, generator=g).numpy()
+        t = 0
+        words: list[str] = []
+        buf = np.empty(V, dtype=np.float32)
+        for _ in range(n):
+            out: list[str] = []
+            ix = 0
+            while True:
+                if t == len(Q):
+                    Q = torch.empty((chunk, V)).exponential_(1, generator=g).numpy()
+                    t = 0
+                np.divide(P[ix], Q[t], out=buf)
+                ix = int(buf.argmax())
+                t += 1
+                if ix == 0:
+                    break
+                out.append(alphabet[ix])
+                if len(out) >= max_len:
+                    break
+            words.append("".join(out))
+        return words
+
+
+def sample_words(
+    W: torch.Tensor,
+    alphabet: Sequence[str],
+    n: int,
+    seed: int,
+    max_len: int = DEFAULT_MAX_WORD_LEN,
+) -> list[str]:
+    """One-off sampling of `n` words (see `Sampler.sample`)."""
+    return Sampler(W, alphabet).sample(n, seed, max_len)

@@ -1,0 +1,70 @@
+"""Shared fixtures: the corpus, generated word lists, the notebook's reference runs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.reference import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "data" / "civil_mots.txt"
+CODE_CIVIL = SHARED / "data" / "code_civil.txt"
+SHIPPED_MODEL = ROOT / "model_store" / "civil-words.safetensors"
+
+
+def _random_words(rng: random.Random, alphabet: str, count: int, max_len: int) -> list[str]:
+    return sorted(
+        {
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(1, max_len)))
+            for _ in range(count)
+        }
+    )
+
+
+def generated_word_lists() -> dict[str, list[str]]:
+    """Word lists with other alphabets and sizes, made up here (seeded, so repeatable)."""
+    rng = random.Random(20261127)
+    return {
+        "single-word": ["anticonstitutionnellement"],
+        "greek-cyrillic": _random_words(rng, "αβγδεζηθλμπστωжзклмнпф", 300, 9),
+        "cjk-emoji-symbols": _random_words(rng, "水火木金土日月🙂🚀#$%&*+/<>?@^_~", 150, 6),
+        "tiny-ab": ["a", "b", "ab", "ba", "aab"],
+        "digits": _random_words(rng, "0123456789", 2000, 12),
+    }
+
+
+@pytest.fixture(scope="session")
+def corpus_path() -> Path:
+    assert CORPUS.is_file(), f"the shared corpus is missing: {CORPUS}"
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def word_lists(tmp_path_factory, corpus_path) -> dict[str, Path]:
+    """Name -> path of every word list the exactness tests use, the shared corpus first."""
+    d = tmp_path_factory.mktemp("wordlists")
+    paths = {"civil": corpus_path}
+    for name, words in generated_word_lists().items():
+        p = d / f"{name}.txt"
+        p.write_text("".join(w + "\n" for w in words), encoding="utf-8")
+        paths[name] = p
+    return paths
+
+
+_NOTEBOOK_RUNS: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def notebook_run(word_lists):
+    """The notebook's own run on a named word list (cached for the session)."""
+
+    def get(name: str):
+        if name not in _NOTEBOOK_RUNS:
+            _NOTEBOOK_RUNS[name] = run_notebook(word_lists[name])
+        return _NOTEBOOK_RUNS[name]
+
+    return get

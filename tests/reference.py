@@ -1,0 +1,66 @@
+"""Run the notebook's own cells (tests/notebook_reference.py) on any word list.
+
+The cells read `civil_mots.txt` from the working directory and print as they go; here
+`open('civil_mots.txt')` is pointed at the given file and `print` is captured, and the sampling
+cell gets its seed and word count substituted. The cells' code is otherwise run as it stands.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tests import notebook_reference as nb
+
+NOTEBOOK_SEED = "manual_seed(2147483647)"
+NOTEBOOK_COUNT = "for i in range(5):"
+
+
+@dataclass
+class NotebookRun:
+    W: torch.Tensor  # (V, V) float32, after training
+    losses: list[float]  # the 600 printed losses
+    examples: int  # NB exemples
+    namespace: dict  # the cells' globals, for sampling
+
+    def sample(self, n: int, seed: int) -> list[str]:
+        """The words the sampling cell prints for `seed`, without the trailing '.'."""
+        cell = nb.CELL_SAMPLE
+        assert NOTEBOOK_SEED in cell and NOTEBOOK_COUNT in cell
+        cell = cell.replace(NOTEBOOK_SEED, f"manual_seed({seed})")
+        cell = cell.replace(NOTEBOOK_COUNT, f"for i in range({n}):")
+        out = _run(cell, self.namespace)
+        words = out.splitlines()
+        assert len(words) == n and all(w.endswith(".") for w in words)
+        return [w[:-1] for w in words]
+
+
+def _run(code: str, namespace: dict) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(code, namespace)  # noqa: S102 - the notebook's own cells, from this repository
+    return buf.getvalue()
+
+
+def run_notebook(words_file: str | Path, train: bool = True) -> NotebookRun:
+    """Run cells [40] and [41] of the notebook on `words_file` (any path)."""
+    words_file = str(words_file)
+
+    def notebook_open(name, *args, **kwargs):
+        if name == "civil_mots.txt":
+            # The notebook relies on a UTF-8 locale; make that explicit.
+            return builtins.open(words_file, *args, encoding="utf-8", **kwargs)
+        return builtins.open(name, *args, **kwargs)
+
+    ns: dict = {"open": notebook_open}
+    out = _run(nb.PRELUDE + nb.CELL_DATA, ns)
+    examples = int(out.split("NB exemples:")[1].split()[0])
+    losses: list[float] = []
+    if train:
+        losses = [float(x) for x in _run(nb.CELL_TRAIN, ns).split()]
+    return NotebookRun(W=ns["W"].detach().clone(), losses=losses, examples=examples, namespace=ns)

@@ -1,0 +1,30 @@
+"""The shipped model in model_store/ is what a fresh training gives (`make model`)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from service.corpus import read_words
+from service.store import load_model
+from service.train import train_to_file
+from tests.conftest import CORPUS, SHIPPED_MODEL
+
+
+def test_shipped_model_equals_a_fresh_training(tmp_path):
+    shipped = load_model(SHIPPED_MODEL)
+    fresh_path = tmp_path / "fresh.safetensors"
+    train_to_file(read_words(CORPUS), fresh_path)
+    fresh = load_model(fresh_path)
+    assert shipped.alphabet == fresh.alphabet
+    assert torch.equal(shipped.counts, fresh.counts)
+    assert torch.equal(shipped.W, fresh.W), "model_store/ is stale: run `make model`"
+    assert shipped.version == fresh.version
+
+
+def test_shipped_model_describes_its_corpus():
+    m = load_model(SHIPPED_MODEL)
+    assert m.metadata["corpus_sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
+    assert m.metadata["config"] == {"steps": 600, "lr": 50.0, "reg": 0.01, "seed": 2147483647}
+    assert m.metadata["examples"] == 65725 and len(m.alphabet) == 41

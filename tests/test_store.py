@@ -1,0 +1,226 @@
+"""The model file: round trip, and one refusal per kind of bad file."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from service.corpus import read_words
+from service.model import TrainConfig
+from service.store import ModelFileError, content_version, load_model
+from service.train import train_to_file
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory, word_lists):
+    path = tmp_path_factory.mktemp("models") / "good.safetensors"
+    train_to_file(read_words(word_lists["greek-cyrillic"]), path, TrainConfig(steps=20))
+    return path
+
+
+def _tensors_and_meta(path):
+    m = load_model(path)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    return {"W": m.W.clone(), "counts": m.counts.clone()}, meta
+
+
+def _rewrite(src, dst, mutate):
+    tensors, meta = _tensors_and_meta(src)
+    mutate(tensors, meta)
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+def test_round_trip(good):
+    m = load_model(good)
+    assert m.W.dtype == torch.float32 and m.counts.dtype == torch.int64
+    assert m.W.shape == m.counts.shape == (len(m.alphabet), len(m.alphabet))
+    assert m.alphabet[0] == "." and list(m.alphabet[1:]) == sorted(m.alphabet[1:])
+    assert m.version == content_version(m.W, m.counts, m.alphabet)
+    meta = m.metadata
+    assert meta["config"] == {"steps": 20, "lr": 50.0, "reg": 0.01, "seed": 2147483647}
+    assert meta["examples"] == int(m.counts.sum())
+    assert len(meta["corpus_sha256"]) == 64 and meta["corpus_bytes"] > 0
+    assert meta["loss_curve"][0][0] == 0 and meta["loss_curve"][-1][0] == 19
+    assert {"created", "torch_version", "loss", "nll", "loss_first", "loss_last"} <= set(meta)
+
+
+def _set_meta(key, value):
+    def mutate(tensors, meta):
+        meta[key] = value
+
+    return mutate
+
+
+def _drop_meta(key):
+    def mutate(tensors, meta):
+        del meta[key]
+
+    return mutate
+
+
+def _tensor(key, fn):
+    def mutate(tensors, meta):
+        tensors[key] = fn(tensors[key])
+
+    return mutate
+
+
+def _nan(W):
+    W = W.clone()
+    W[1, 2] = float("nan")
+    return W
+
+
+def _inf(W):
+    W = W.clone()
+    W[0, 0] = float("inf")
+    return W
+
+
+def _extra(tensors, meta):
+    tensors["extra"] = torch.zeros(2)
+
+
+def _altered(tensors, meta):
+    tensors["W"] = tensors["W"] + 0.5
+
+
+def _alphabet_short(tensors, meta):
+    meta["alphabet"] = json.dumps(json.loads(meta["alphabet"])[:-1], ensure_ascii=False)
+
+
+def _alphabet_unsorted(tensors, meta):
+    a = json.loads(meta["alphabet"])
+    a[1], a[2] = a[2], a[1]
+    meta["alphabet"] = json.dumps(a, ensure_ascii=False)
+
+
+def _alphabet_no_marker(tensors, meta):
+    a = json.loads(meta["alphabet"])
+    a[0] = "!"
+    meta["alphabet"] = json.dumps(sorted(a), ensure_ascii=False)
+
+
+REWRITES = [
+    ("wrong-shape", _tensor("W", lambda W: W[:, :-1].contiguous()), "wrong shape"),
+    ("wrong-counts-shape", _tensor("counts", lambda c: c[:-1].contiguous()), "wrong shape"),
+    ("wrong-dtype-W", _tensor("W", lambda W: W.double()), "wrong dtype"),
+    ("wrong-dtype-counts", _tensor("counts", lambda c: c.int()), "wrong dtype"),
+    ("nan-in-W", _tensor("W", _nan), "NaN or infinite"),
+    ("inf-in-W", _tensor("W", _inf), "NaN or infinite"),
+    ("negative-counts", _tensor("counts", lambda c: -c), "negative"),
+    ("extra-tensor", _extra, "expected tensors W and counts"),
+    ("missing-counts", lambda t, m: t.pop("counts"), "expected tensors W and counts"),
+    ("altered-W", _altered, "version does not match"),
+    ("alphabet-shorter-than-W", _alphabet_short, "wrong shape"),
+    ("alphabet-unsorted", _alphabet_unsorted, "sorted, distinct"),
+    ("alphabet-without-marker", _alphabet_no_marker, "'.' marker"),
+    ("alphabet-not-json-list", _set_meta("alphabet", "abc"), "not a list"),
+    ("missing-version", _drop_meta("version"), "missing version"),
+    ("missing-alphabet", _drop_meta("alphabet"), "missing alphabet"),
+    ("unknown-format", _set_meta("format", "other/9"), "unknown format"),
+    ("loss-not-a-number", _set_meta("loss", "NaN"), "not a finite number"),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "reason"), REWRITES, ids=[r[0] for r in REWRITES])
+def test_rejects_inconsistent_file(good, tmp_path, name, mutate, reason):
+    bad = _rewrite(good, tmp_path / f"{name}.safetensors", mutate)
+    with pytest.raises(ModelFileError) as e:
+        load_model(bad)
+    assert str(bad) in str(e.value) and reason in str(e.value)
+
+
+def _truncated(good, p):
+    p.write_bytes(good.read_bytes()[:-100])
+
+
+def _truncated_header(good, p):
+    p.write_bytes(good.read_bytes()[:50])
+
+
+def _short(good, p):
+    p.write_bytes(b"\x01\x02")
+
+
+def _text(good, p):
+    p.write_text("this is not a model\n")
+
+
+def _pickle(good, p):
+    p.write_bytes(pickle.dumps({"W": [[0.0]], "alphabet": ["."]}))
+
+
+def _torch_save(good, p):
+    torch.save({"W": torch.zeros(3, 3)}, p)
+
+
+def _huge_header(good, p):
+    p.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+
+
+def _bad_json_header(good, p):
+    body = b"{not json"
+    p.write_bytes(struct.pack("<Q", len(body)) + body)
+
+
+def _empty(good, p):
+    p.write_bytes(b"")
+
+
+def _directory(good, p):
+    p.mkdir()
+
+
+BROKEN = [
+    ("truncated-data", _truncated, "safetensors"),
+    ("truncated-header", _truncated_header, "truncated"),
+    ("two-bytes", _short, "not a safetensors file"),
+    ("empty", _empty, "not a safetensors file"),
+    ("text", _text, "header size"),
+    ("pickle", _pickle, "not a"),
+    ("torch-save-zip", _torch_save, "not a"),
+    ("huge-header", _huge_header, "over the"),
+    ("header-not-json", _bad_json_header, "not a valid safetensors file"),
+    ("directory", _directory, "not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_rejects_broken_file(good, tmp_path, name, make, reason):
+    bad = tmp_path / f"{name}.safetensors"
+    make(good, bad)
+    with pytest.raises(ModelFileError) as e:
+        load_model(bad)
+    assert str(bad) in str(e.value) and reason in str(e.value)
+
+
+def test_rejects_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model(tmp_path / "nope.safetensors")
+
+
+def test_pickle_is_never_executed(tmp_path):
+    """A pickle whose loading would run code is refused without running it."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "exploit.safetensors"
+    bad.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(ModelFileError):
+        load_model(bad)
+    assert not marker.exists()
