@@ -223,6 +223,7 @@ class Sampler:
 
     def __init__(self, W: torch.Tensor, alphabet: Sequence[str]):
         self.alphabet = tuple(alphabet)
+        self.stoi = {c: i for i, c in enumerate(self.alphabet)}
         self.P = probability_table(W)  # (V, V) float32, the notebook's p for each row
         self._P = self.P.numpy()
         self.mean_steps = expected_length(self.P)

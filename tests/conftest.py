@@ -68,3 +68,27 @@ def notebook_run(word_lists):
         return _NOTEBOOK_RUNS[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The real server (gunicorn, 2 workers, free port) serving the shipped model."""
+    from tests.server import start_server
+
+    s = start_server(SHIPPED_MODEL, workers=2)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def app():
+    """The Flask app on the shipped model, for fast tests with Flask's test client."""
+    from service import create_app
+    from service.settings import Settings
+
+    return create_app(Settings(model_path=SHIPPED_MODEL))
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()

@@ -1,0 +1,96 @@
+"""The Flask application: the model loaded once, the API, errors, metrics and the home page."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, request, send_from_directory
+from flask_openapi3 import Info, OpenAPI
+
+from service import errors, metrics
+from service.api import OPS_TAG, create_api
+from service.errors import problem_response
+from service.schemas import Problem
+from service.served import ServedModel
+from service.settings import Settings
+
+MAX_QUERY_BYTES = 1024  # far more than any valid query needs
+# The JSON API sends no HTML and loads nothing; the home page loads only its own files.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the app for `settings` (from the environment by default).
+
+    Loads and checks the model file first: a bad file raises `ModelFileError` naming it, and
+    no app is built.
+    """
+    settings = settings or Settings()
+    model = ServedModel.load(settings.model_path)
+
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="civil-words",
+            version=model.version,
+            description="Words that look French, from a character-level bigram model "
+            "of the French Code civil.",
+        ),
+        validation_error_status=400,
+        validation_error_model=Problem,
+        validation_error_callback=errors.from_validation_error,
+        doc_ui=False,
+    )
+    app.config.update(MAX_CONTENT_LENGTH=16 * 1024, JSON_SORT_KEYS=False)
+    app.extensions["civil_words"] = model
+    app.extensions["civil_words_settings"] = settings
+    logging.getLogger("civil_words").setLevel(settings.log_level.upper())
+
+    errors.init_app(app)
+    metrics.init_app(app, model.version)
+    app.register_api(create_api(settings))
+
+    @app.get(
+        "/openapi.json",
+        tags=[OPS_TAG],
+        summary="OpenAPI document",
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    )
+    def openapi_json():
+        """This document."""
+        return app.api_doc
+
+    @app.before_request
+    def _bounded_query():
+        # gunicorn refuses request lines over 8 KiB with a bare page; refuse long queries here
+        # first, as a problem like every other error.
+        if len(request.query_string) > MAX_QUERY_BYTES:
+            return problem_response(
+                Problem(
+                    title="URI Too Long",
+                    status=414,
+                    instance=request.path,
+                    detail=f"the query string is over {MAX_QUERY_BYTES} bytes",
+                )
+            )
+        return None
+
+    @app.get("/", doc_ui=False)
+    def index():
+        return send_from_directory(app.static_folder, "index.html")
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        h = response.headers
+        h["X-Content-Type-Options"] = "nosniff"
+        h["Content-Security-Policy"] = PAGE_CSP if response.mimetype == "text/html" else API_CSP
+        h["Referrer-Policy"] = "no-referrer"
+        h["X-Frame-Options"] = "DENY"
+        h.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

@@ -1,0 +1,114 @@
+"""The one place where errors become `application/problem+json` (RFC 9457).
+
+Validation errors name each bad parameter and the reason; HTTP errors keep their status;
+anything unexpected is logged here and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from service.schemas import FieldError, Problem
+
+PROBLEM_JSON = "application/problem+json"
+INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"
+log = logging.getLogger("civil_words")
+
+
+class InvalidParameter(Exception):
+    """A query parameter that passed its type check but not the model's (e.g. a bigram symbol
+    outside the alphabet)."""
+
+    def __init__(self, parameter: str, reason: str):
+        super().__init__(f"{parameter}: {reason}")
+        self.errors = [FieldError(parameter=parameter, reason=reason)]
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    body = problem.model_dump_json(exclude_none=True)
+    return Response(body, status=problem.status, mimetype=PROBLEM_JSON, headers=headers)
+
+
+def invalid_parameters(errors: list[FieldError]) -> Response:
+    detail = "; ".join(f"{e.parameter}: {e.reason}" for e in errors)
+    return problem_response(
+        Problem(
+            type=INVALID_PARAMETER,
+            title="Invalid query parameter",
+            status=400,
+            detail=detail,
+            instance=request.path,
+            errors=errors,
+        )
+    )
+
+
+def _reason(err: dict) -> str:
+    """A short reason for a pydantic error, in the API's words."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown parameter"
+    if kind == "missing":
+        return "required"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']} (got {err['input']})"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']} (got {err['input']})"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def from_validation_error(e: ValidationError) -> Response:
+    """flask-openapi3's validation error callback: one FieldError per bad parameter."""
+    errors: dict[str, FieldError] = {}
+    for err in e.errors(include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else "query"
+        # An optional parameter fails twice (as a value and as "absent"): say it once.
+        if name not in errors:
+            errors[name] = FieldError(parameter=name, reason=_reason(err))
+    return invalid_parameters(list(errors.values()))
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(InvalidParameter)
+    def _invalid(e: InvalidParameter):
+        return invalid_parameters(e.errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        if e.response is not None and e.response.mimetype == PROBLEM_JSON:
+            return e.response  # already a problem (a validation error aborted with it)
+        headers = {}
+        if e.code == 405 and e.valid_methods:
+            headers["Allow"] = ", ".join(sorted(e.valid_methods))
+        return problem_response(
+            Problem(
+                title=e.name, status=e.code or 500, detail=e.description, instance=request.path
+            ),
+            headers,
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unexpected error on %s", request.full_path)
+        return problem_response(
+            Problem(
+                title="Internal Server Error",
+                status=500,
+                detail="The server could not answer; this was logged.",
+                instance=request.path,
+            )
+        )
+
+
+def problem_schema_ref() -> dict:
+    """An OpenAPI response entry for a problem, by reference to the Problem schema."""
+    return {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}

@@ -1,0 +1,49 @@
+"""The project's gunicorn configuration; every value comes from `Settings` (the environment).
+
+Used by `civil-words serve`, and usable directly: `gunicorn -c python:service.gunicorn_conf`.
+"""
+
+from __future__ import annotations
+
+from service.settings import Settings
+
+_s = Settings()
+
+bind = f"{_s.host}:{_s.port}"
+workers = _s.web_concurrency
+# Threads let a worker keep connections alive and overlap network waits; the model's work
+# holds the GIL, so throughput comes from the worker processes.
+worker_class = "gthread"
+threads = _s.threads
+# Load the app (torch, the model) once in the master: workers share its memory pages, and a
+# bad model file stops the server before any worker starts.
+preload_app = True
+timeout = _s.timeout
+graceful_timeout = _s.graceful_timeout
+keepalive = _s.keepalive
+loglevel = _s.log_level
+accesslog = "-"
+errorlog = "-"
+logger_class = "service.logs.JsonAccessLogger"
+# Bounded requests: the API takes a short query string (the app refuses one over 1 KiB with a
+# problem document) and no body.
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 4096
+proc_name = "civil-words"
+# gunicorn's control socket lives in $HOME, which a read-only container has not; unused here.
+control_socket_disable = True
+
+
+def post_fork(server, worker):
+    import torch
+
+    # The tensors are tiny; one thread per worker avoids oversubscribing the cores.
+    torch.set_num_threads(1)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    # Keep the dead worker's counters, drop its live gauges.
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,167 @@
+"""Request and response bodies of the HTTP API, as pydantic models.
+
+The OpenAPI document is generated from these; the views never validate by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
+
+MAX_SEED = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,25}")
+
+
+def _integer(value: Any) -> Any:
+    """Query values arrive as text: accept plain ASCII digits only (no sign, no '1.0')."""
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise ValueError("must be a non-negative integer written in digits")
+        return int(value)
+    return value
+
+
+Digits = BeforeValidator(_integer)
+
+
+class Query(BaseModel):
+    """Base of the query models: unknown parameters are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    @cache
+    def model_json_schema(cls, *args, **kwargs) -> dict[str, Any]:  # type: ignore[override]
+        # flask-openapi3 asks for the schema on every request; it never changes, so keep it.
+        return super().model_json_schema(*args, **kwargs)
+
+
+def _integer_schema(lo: int, hi: int):
+    """Exact integer bounds for the document (and no `null` default where none is possible)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema.update(type="integer", minimum=lo, maximum=hi)
+        if schema.get("default") is None:
+            schema.pop("default", None)
+
+    return edit
+
+
+def sample_query(max_n: int) -> type[Query]:
+    """The /sample query model, with the configured maximum of n."""
+    return create_model(
+        "SampleQuery",
+        __base__=Query,
+        n=(
+            Annotated[int, Digits],
+            Field(
+                1,
+                ge=1,
+                le=max_n,
+                description=f"number of words, 1 to {max_n}",
+                json_schema_extra=_integer_schema(1, max_n),
+            ),
+        ),
+        seed=(
+            # Absent means "pick one"; there is no null in a query string, so the document
+            # shows the integer alone.
+            Annotated[int, Digits, Field(ge=0, le=MAX_SEED)] | SkipJsonSchema[None],
+            Field(
+                None,
+                description="sampling seed, 0 to 2^63-1; picked at random if absent",
+                json_schema_extra=_integer_schema(0, MAX_SEED),
+            ),
+        ),
+    )
+
+
+class ProbQuery(Query):
+    bigram: str = Field(
+        description="two symbols of the model's alphabet, the previous then the next; "
+        "'.' stands for the start or end of a word",
+        min_length=1,
+        max_length=64,
+    )
+
+
+class SampleResponse(BaseModel):
+    words: list[str] = Field(description="the sampled words, without the end marker")
+    n: int = Field(description="number of words")
+    seed: int = Field(description="the seed used: the same n and seed give the same words")
+    model: str = Field(description="version of the model that sampled them")
+
+
+class ProbResponse(BaseModel):
+    bigram: str = Field(description="the bigram asked for, NFC-normalised")
+    prob: float = Field(ge=0, le=1, description="probability that the 2nd symbol follows the 1st")
+    logprob: float = Field(description="natural log of prob")
+
+
+class LossResponse(BaseModel):
+    loss: float = Field(description="the notebook's loss of the served W: mean NLL + reg mean(W^2)")
+    nll: float = Field(description="mean negative log-likelihood over the training examples")
+    examples: int = Field(description="number of training examples (bigrams)")
+
+
+class Status(BaseModel):
+    status: str = Field(description="'ok' (alive) or 'ready' (model loaded and usable)")
+    model: str | None = Field(None, description="version of the served model")
+
+
+class TrainingConfig(BaseModel):
+    steps: int
+    lr: float
+    reg: float
+    seed: int
+
+
+class CorpusInfo(BaseModel):
+    sha256: str = Field(description="sha256 of the training word list")
+    bytes: int
+    words: int
+
+
+class LossInfo(BaseModel):
+    first: float = Field(description="loss of the initial W (the notebook's first printed loss)")
+    last: float = Field(description="loss before the last step (the notebook's last print)")
+    final: float = Field(description="loss of the stored W, regularisation included")
+    nll: float = Field(description="mean NLL of the stored W")
+    curve: list[tuple[int, float]] = Field(description="coarse loss curve: [step, loss] pairs")
+
+
+class ModelInfo(BaseModel):
+    version: str = Field(description="content-derived version of the model")
+    alphabet: list[str] = Field(description="symbols in index order; '.' is the start/end marker")
+    shape: tuple[int, int] = Field(description="shape of W, (V, V)")
+    config: TrainingConfig
+    examples: int
+    corpus: CorpusInfo
+    loss: LossInfo
+    created: str | None = None
+    torch_version: str | None = None
+
+
+class MatrixResponse(BaseModel):
+    model: str = Field(description="model version")
+    alphabet: list[str]
+    probs: list[list[float]] = Field(description="P[i][j]: probability that symbol j follows i")
+
+
+class FieldError(BaseModel):
+    parameter: str = Field(description="the query parameter at fault")
+    reason: str = Field(description="what is wrong with it")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 `application/problem+json`."""
+
+    type: str = Field("about:blank", description="URI reference identifying the problem type")
+    title: str = Field(description="short summary of the problem type")
+    status: int = Field(description="HTTP status code")
+    detail: str | None = Field(None, description="explanation of this occurrence")
+    instance: str | None = Field(None, description="the request path")
+    errors: list[FieldError] | None = Field(None, description="one entry per bad parameter")

@@ -1,0 +1,70 @@
+"""`civil-words serve`: check everything, then hand over to gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"civil-words: error: {message}", file=sys.stderr)
+    return code
+
+
+def prepare_metrics_dir(configured: Path | None) -> Path:
+    """The Prometheus multiprocess directory, created and emptied: samples from an earlier run
+    must not be summed into this one."""
+    path = configured or Path(tempfile.mkdtemp(prefix="civil-words-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return path
+
+
+def serve() -> int:
+    from service.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        bad = "; ".join(
+            f"{'.'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors()
+        )
+        return _fail(f"bad setting: {bad}", 2)
+    try:
+        metrics_dir = prepare_metrics_dir(settings.prometheus_multiproc_dir)
+    except OSError as e:
+        return _fail(f"metrics directory {settings.prometheus_multiproc_dir}: {e.strerror or e}")
+    # Must be set before prometheus_client is first imported (by the app below).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from service.app import create_app
+    from service.store import ModelFileError
+
+    try:
+        app = create_app(settings)
+    except ModelFileError as e:
+        return _fail(f"cannot serve: {e}")
+
+    from gunicorn.app.base import Application
+
+    class Server(Application):
+        def load_config(self):
+            self.load_config_from_module_name_or_filename("python:service.gunicorn_conf")
+
+        def load(self):
+            return app
+
+    Server().run()
+    return 0

@@ -1,0 +1,94 @@
+"""The model as the service holds it: the checked file, its sampler, and answers computed once."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from service.model import Sampler, model_loss
+from service.schemas import (
+    CorpusInfo,
+    LossInfo,
+    LossResponse,
+    MatrixResponse,
+    ModelInfo,
+    ProbResponse,
+    TrainingConfig,
+)
+from service.store import ModelFile, load_model
+
+
+class UnknownSymbol(ValueError):
+    pass
+
+
+@dataclass
+class ServedModel:
+    file: ModelFile
+    sampler: Sampler
+    loss: LossResponse
+    info: ModelInfo
+    matrix: MatrixResponse
+
+    @property
+    def version(self) -> str:
+        return self.file.version
+
+    @classmethod
+    def load(cls, path: str | Path) -> ServedModel:
+        """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
+        f = load_model(path)
+        meta = f.metadata
+        sampler = Sampler(f.W, f.alphabet)
+        loss, nll = model_loss(f.W, f.counts, float(meta["config"]["reg"]))
+        V = len(f.alphabet)
+        info = ModelInfo(
+            version=f.version,
+            alphabet=list(f.alphabet),
+            shape=(V, V),
+            config=TrainingConfig(**meta["config"]),
+            examples=int(f.counts.sum()),
+            corpus=CorpusInfo(
+                sha256=meta["corpus_sha256"], bytes=meta["corpus_bytes"], words=meta["corpus_words"]
+            ),
+            loss=LossInfo(
+                first=meta["loss_first"],
+                last=meta["loss_last"],
+                final=loss,
+                nll=nll,
+                curve=meta["loss_curve"],
+            ),
+            created=meta.get("created"),
+            torch_version=meta.get("torch_version"),
+        )
+        return cls(
+            file=f,
+            sampler=sampler,
+            loss=LossResponse(loss=loss, nll=nll, examples=info.examples),
+            info=info,
+            matrix=MatrixResponse(
+                model=f.version, alphabet=list(f.alphabet), probs=sampler.P.tolist()
+            ),
+        )
+
+    def prob(self, bigram: str) -> ProbResponse:
+        """P(next | previous) for a two-symbol string, compared after NFC normalisation."""
+        bigram = unicodedata.normalize("NFC", bigram)
+        if len(bigram) != 2:
+            raise UnknownSymbol(f"must be exactly two symbols, got {len(bigram)}")
+        stoi = self.sampler.stoi
+        missing = [c for c in bigram if c not in stoi]
+        if missing:
+            shown = ", ".join(repr(c) for c in dict.fromkeys(missing))
+            raise UnknownSymbol(f"{shown} not in the model's alphabet")
+        i, j = stoi[bigram[0]], stoi[bigram[1]]
+        p = float(self.sampler.P[i, j])
+        if p > 0:
+            logprob = math.log(p)
+        else:  # underflowed in float32: the log is still finite
+            logprob = float(torch.log_softmax(self.file.W[i].double(), 0)[j])
+        return ProbResponse(bigram=bigram, prob=p, logprob=logprob)

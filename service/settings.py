@@ -1,0 +1,40 @@
+"""Every setting of the service, read from the environment in one place.
+
+The README's configuration table lists the same names, defaults and meanings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; each field is read from the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    model_path: Path = Field(
+        Path("model_store/civil-words.safetensors"),
+        description="model file to serve (relative paths from the working directory)",
+    )
+    host: str = Field("0.0.0.0", description="address to bind")  # noqa: S104 - a container
+    port: int = Field(8000, ge=1, le=65535, description="port to bind")
+    web_concurrency: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
+    threads: int = Field(2, ge=1, le=64, description="threads per worker (gthread)")
+    max_n: int = Field(1000, ge=1, le=100_000, description="largest n accepted by /sample")
+    max_word_len: int = Field(256, ge=1, le=10_000, description="a sampled word is cut there")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="gunicorn and application log level"
+    )
+    timeout: int = Field(30, ge=1, description="seconds before a silent worker is restarted")
+    graceful_timeout: int = Field(20, ge=1, description="seconds to finish requests on SIGTERM")
+    keepalive: int = Field(5, ge=0, description="seconds to keep an idle connection open")
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        description="directory for metrics shared by the workers; `serve` creates a "
+        "temporary one if unset, and wipes it at start",
+    )
