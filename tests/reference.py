@@ -64,3 +64,30 @@ def run_notebook(words_file: str | Path, train: bool = True) -> NotebookRun:
     if train:
         losses = [float(x) for x in _run(nb.CELL_TRAIN, ns).split()]
     return NotebookRun(W=ns["W"].detach().clone(), losses=losses, examples=examples, namespace=ns)
+
+
+def notebook_on(
+    W: torch.Tensor, alphabet: tuple[str, ...], words_file: str | Path | None = None
+) -> NotebookRun:
+    """A notebook namespace holding a given W (e.g. a served model's), ready to sample.
+
+    With `words_file`, cell [40] is run first (examples, vocabulary), then W is replaced;
+    the vocabulary must then equal `alphabet`.
+    """
+    if words_file is not None:
+        run = run_notebook(words_file, train=False)
+        assert tuple(run.namespace["itoc"][i] for i in range(len(alphabet))) == alphabet
+        ns = run.namespace
+    else:
+        ns = {"itoc": dict(enumerate(alphabet)), "nb_chars": len(alphabet)}
+        _run(nb.PRELUDE + "import torch\n", ns)
+    ns["W"] = W.clone()
+    return NotebookRun(W=ns["W"], losses=[], examples=0, namespace=ns)
+
+
+def notebook_loss(run: NotebookRun) -> float:
+    """The notebook's loss expression (cell [41]) for the namespace's W, without a step."""
+    code = nb.CELL_TRAIN.split("# Forward pass")[1].split("print(loss.item())")[0]
+    ns = run.namespace
+    _run("\n".join(line[4:] for line in code.splitlines()), ns)
+    return ns["loss"].item()
