@@ -33,7 +33,7 @@ RUN pip install --no-cache-dir . \
 FROM python:3.11.13-slim-bookworm
 
 LABEL org.opencontainers.image.title="civil-words" \
-      org.opencontainers.image.description="Character-level bigram language model of the French Code civil, served over HTTP" \
+      org.opencontainers.image.description="Bigram language model of the French Code civil, over HTTP" \
       org.opencontainers.image.version="1.0.0" \
       org.opencontainers.image.licenses="MIT"
 
@@ -51,16 +51,13 @@ COPY model_store/civil-words.safetensors /app/model_store/civil-words.safetensor
 
 # PROMETHEUS_MULTIPROC_DIR lives under /tmp, the only place the service writes (`serve` creates
 # and wipes it), so the root filesystem can be mounted read-only with a tmpfs on /tmp.
-# OMP_NUM_THREADS=1: each gunicorn worker answers one request at a time on tiny (V, V)
-# tensors; torch's default of one thread per host core only oversubscribes the CPU.
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MODEL_PATH=/app/model_store/civil-words.safetensors \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     HOST=0.0.0.0 \
-    PORT=8000 \
-    OMP_NUM_THREADS=1
+    PORT=8000
 
 USER 10001:10001
 
