@@ -1,0 +1,535 @@
+// The civil-words home page: words from /sample, the matrix P from /matrix, the numbers from
+// /model, one bigram at a time from /prob. Plain DOM, no framework, nothing from other hosts;
+// the page's CSP allows no inline script or style markup, so styles are set through the CSSOM.
+
+const $ = (id) => document.getElementById(id);
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  /** `problem` is the RFC 9457 body when the service sent one. */
+  constructor(message, problem = null) {
+    super(message);
+    this.problem = problem;
+  }
+}
+
+/** GET `path`; resolve to {body, text} (the raw text too: seeds may exceed 2^53). */
+async function getJSON(path) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { Accept: "application/json" } });
+  } catch {
+    throw new ApiError("The service could not be reached. Try again in a moment.");
+  }
+  const text = await res.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // handled below
+  }
+  if (!res.ok) {
+    const detail = body && (body.detail || body.title);
+    throw new ApiError(detail || `The service answered ${res.status} ${res.statusText}.`, body);
+  }
+  if (body === null) throw new ApiError("The service sent an answer this page cannot read.");
+  return { body, text };
+}
+
+/** The seed exactly as the service wrote it: JSON.parse rounds integers beyond 2^53. */
+function rawSeed(text, parsed) {
+  // A `"seed":` inside a word would be escaped (`\"seed\":`), so this finds the key only.
+  const m = /"seed"\s*:\s*(\d+)/.exec(text);
+  return m ? m[1] : String(parsed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const fmtInt = (x) => x.toLocaleString("en-US");
+const fmtLoss = (x) => x.toFixed(4);
+/** A probability with 4 significant digits: 0.1686, 0.0001663. */
+const fmtProb = (p) => p.toPrecision(4);
+const fmtMinus = (s) => s.replace("-", "\u2212");
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generate words
+
+const form = $("sample-form");
+const inputs = { n: $("n"), seed: $("seed") };
+let sampleRequest = 0; // only the latest request may write to the page
+
+function sampleQuery() {
+  const q = new URLSearchParams({ n: inputs.n.value.trim() });
+  const seed = inputs.seed.value.trim();
+  if (seed !== "") q.set("seed", seed);
+  return q;
+}
+
+async function generate() {
+  const ticket = ++sampleRequest;
+  const result = $("sample-result");
+  const button = $("generate-button");
+  result.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  try {
+    const { body, text } = await getJSON(`/sample?${sampleQuery()}`);
+    if (ticket !== sampleRequest) return;
+    showWords(body, rawSeed(text, body.seed));
+  } catch (err) {
+    if (ticket !== sampleRequest) return;
+    showSampleError(err);
+  } finally {
+    if (ticket === sampleRequest) {
+      result.setAttribute("aria-busy", "false");
+      button.disabled = false;
+    }
+  }
+}
+
+function showWords(body, seed) {
+  $("sample-error").textContent = "";
+  for (const input of Object.values(inputs)) input.removeAttribute("aria-invalid");
+
+  $("words").replaceChildren(...body.words.map((w) => el("li", { text: w })));
+  $("seed-used").textContent = seed;
+  $("sample-model").textContent = body.model;
+  const href = `/sample?n=${body.n}&seed=${seed}`;
+  const link = $("sample-link");
+  link.href = href;
+  link.textContent = href;
+  const reuse = $("reuse-seed");
+  reuse.disabled = false;
+  reuse.dataset.seed = seed;
+  const s = body.n === 1 ? "" : "s";
+  $("sample-status").textContent = `${body.n} word${s} generated with seed ${seed}.`;
+}
+
+function showSampleError(err) {
+  $("sample-error").textContent = err.message;
+  $("sample-status").textContent = "";
+  const bad = new Set((err.problem?.errors || []).map((e) => e.parameter));
+  for (const [name, input] of Object.entries(inputs)) {
+    if (bad.has(name)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+  const first = Object.keys(inputs).find((name) => bad.has(name));
+  if (first) inputs[first].focus();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  generate();
+});
+
+$("reuse-seed").addEventListener("click", (event) => {
+  inputs.seed.value = event.currentTarget.dataset.seed || "";
+  inputs.seed.focus();
+});
+
+// ---------------------------------------------------------------------------------------------
+// The matrix P as a heatmap: an HTML table (headers and keyboard come with it), one <td> per
+// bigram, coloured from a sequential palette after a sqrt or log transform of p.
+
+// ColorBrewer YlGnBu: lightness falls steadily, so darker always means more probable.
+const PALETTE = [
+  [255, 255, 217], [237, 248, 177], [199, 233, 180], [127, 205, 187], [65, 182, 196],
+  [29, 145, 192], [34, 94, 168], [37, 52, 148], [8, 29, 88],
+];
+
+function colour(t) {
+  const x = Math.min(Math.max(t, 0), 1) * (PALETTE.length - 1);
+  const i = Math.min(Math.floor(x), PALETTE.length - 2);
+  const f = x - i;
+  const [a, b] = [PALETTE[i], PALETTE[i + 1]];
+  const c = a.map((v, k) => Math.round(v + (b[k] - v) * f));
+  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+}
+
+const heat = {
+  alphabet: [],
+  probs: [],
+  cells: [], // cells[i][j]: the <td> of P(alphabet[j] | alphabet[i])
+  rowHeads: [],
+  colHeads: [],
+  scale: "sqrt",
+  lo: 0,
+  hi: 1,
+  focus: [0, 0],
+  selected: null,
+  probRequest: 0,
+};
+
+const SCALES = {
+  sqrt: {
+    t: (p) => Math.sqrt(p / heat.hi),
+    ticks: () => [0, 0.01, 0.05, 0.1, 0.25, 0.5, 1].filter((p) => p <= heat.hi),
+  },
+  log: {
+    t: (p) => Math.log(Math.max(p, heat.lo) / heat.lo) / Math.log(heat.hi / heat.lo),
+    ticks: () => [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1].filter((p) => p >= heat.lo && p <= heat.hi),
+  },
+};
+
+const symbolName = { ".": "the start or end", "'": "apostrophe", "-": "hyphen" };
+const label = (i, j) => `P(${heat.alphabet[j]} | ${heat.alphabet[i]})`;
+const tipText = (i, j) => `${label(i, j)} = ${fmtProb(heat.probs[i][j])}`;
+
+function buildHeatmap({ alphabet, probs }) {
+  heat.alphabet = alphabet;
+  heat.probs = probs;
+  const flat = probs.flat();
+  heat.hi = Math.max(...flat);
+  heat.lo = Math.max(Math.min(...flat.filter((p) => p > 0)), 1e-12);
+
+  const table = $("heatmap");
+  const headRow = el("tr", {}, el("td", { class: "corner", "aria-hidden": "true" }));
+  heat.colHeads = alphabet.map((a) => {
+    const th = el("th", { scope: "col", text: a });
+    if (a === ".") th.setAttribute("aria-label", "end");
+    if (symbolName[a]) th.title = symbolName[a];
+    headRow.append(th);
+    return th;
+  });
+  const tbody = el("tbody");
+  heat.rowHeads = [];
+  heat.cells = alphabet.map((a, i) => {
+    const th = el("th", { scope: "row", text: a });
+    if (a === ".") th.setAttribute("aria-label", "start");
+    if (symbolName[a]) th.title = symbolName[a];
+    heat.rowHeads.push(th);
+    const tr = el("tr", {}, th);
+    const row = alphabet.map((_, j) => {
+      const td = el("td", {
+        "data-row": i,
+        "data-col": j,
+        tabindex: "-1",
+        "aria-selected": "false",
+        "aria-label": tipText(i, j),
+      });
+      tr.append(td);
+      return td;
+    });
+    tbody.append(tr);
+    return row;
+  });
+  heat.cells[0][0].tabIndex = 0;
+  table.append(el("thead", {}, headRow), tbody);
+  paint();
+}
+
+function paint() {
+  const { t } = SCALES[heat.scale];
+  heat.cells.forEach((row, i) =>
+    row.forEach((td, j) => {
+      td.style.backgroundColor = colour(t(heat.probs[i][j]));
+    }),
+  );
+  // The legend: the palette as a gradient, ticks where their probabilities fall.
+  const stops = PALETTE.map((_, k) => colour(k / (PALETTE.length - 1)));
+  $("legend-bar").style.backgroundImage = `linear-gradient(to right, ${stops.join(", ")})`;
+  const values = SCALES[heat.scale].ticks();
+  // Close the scale with its extreme values, unless a round tick already sits near them.
+  if (t(values[values.length - 1]) < 0.9) values.push(Number(heat.hi.toPrecision(2)));
+  if (t(values[0]) > 0.1) values.unshift(Number(heat.lo.toPrecision(2)));
+  const ticks = values.map((p) => {
+    const tick = el("span", { text: p === 0 ? "0" : String(p) });
+    tick.style.left = `${(100 * t(p)).toFixed(2)}%`;
+    return tick;
+  });
+  $("legend-ticks").replaceChildren(...ticks);
+}
+
+const tooltip = $("tooltip");
+
+let tipCell = null; // the cell the tooltip describes, while it shows
+
+function showTip(td) {
+  const [i, j] = [Number(td.dataset.row), Number(td.dataset.col)];
+  tipCell = td;
+  tooltip.textContent = tipText(i, j);
+  tooltip.hidden = false;
+  placeTip();
+  crosshair(i, j);
+}
+
+/** Put the tooltip above its cell (below it near the top), always inside the window. */
+function placeTip() {
+  if (!tipCell) return;
+  const r = tipCell.getBoundingClientRect();
+  const w = tooltip.offsetWidth;
+  const h = tooltip.offsetHeight;
+  const margin = 8;
+  // Fixed positioning in viewport coordinates, kept on screen (no page overflow on phones).
+  const left = Math.min(Math.max(r.left + r.width / 2 - w / 2, margin), innerWidth - w - margin);
+  const top = r.top - h - 6 >= margin ? r.top - h - 6 : r.bottom + 6;
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}
+
+function hideTip() {
+  tipCell = null;
+  tooltip.hidden = true;
+  crosshair(null, null);
+}
+
+let lit = [];
+function crosshair(i, j) {
+  for (const th of lit) th.classList.remove("lit");
+  lit = i === null ? [] : [heat.rowHeads[i], heat.colHeads[j]];
+  for (const th of lit) th.classList.add("lit");
+}
+
+/** Make `td` the grid's one tab stop (a roving tabindex). */
+function setRoving(td) {
+  const [fi, fj] = heat.focus;
+  heat.cells[fi][fj].tabIndex = -1;
+  heat.focus = [Number(td.dataset.row), Number(td.dataset.col)];
+  td.tabIndex = 0;
+}
+
+function moveFocus(i, j) {
+  heat.cells[i][j].focus(); // focusin moves the tab stop
+}
+
+async function selectCell(i, j) {
+  if (heat.selected) heat.selected.setAttribute("aria-selected", "false");
+  const td = heat.cells[i][j];
+  td.setAttribute("aria-selected", "true");
+  heat.selected = td;
+
+  const bigram = heat.alphabet[i] + heat.alphabet[j];
+  const href = `/prob?bigram=${encodeURIComponent(bigram)}`;
+  const ticket = ++heat.probRequest;
+  const out = $("prob-result");
+  out.setAttribute("aria-busy", "true");
+  try {
+    const { body } = await getJSON(href);
+    if (ticket !== heat.probRequest) return;
+    out.replaceChildren(
+      el(
+        "p",
+        { class: "prob-answer" },
+        el("span", { class: "math", text: label(i, j) }),
+        " = ",
+        el("strong", { id: "prob-value", text: body.prob.toPrecision(6) }),
+        el(
+          "span",
+          { class: "sub" },
+          "ln P = ",
+          el("span", { id: "prob-log", text: fmtMinus(body.logprob.toFixed(4)) }),
+        ),
+      ),
+      el(
+        "p",
+        { class: "prob-source" },
+        `bigram “${body.bigram}”, from `,
+        el("a", { class: "api-link", href, text: decodeURIComponent(href) }),
+      ),
+    );
+    $("model-error").textContent = "";
+  } catch (err) {
+    if (ticket !== heat.probRequest) return;
+    $("model-error").textContent = err.message;
+  } finally {
+    if (ticket === heat.probRequest) out.setAttribute("aria-busy", "false");
+  }
+}
+
+function cellOf(target) {
+  return target instanceof Element ? target.closest("td[data-row]") : null;
+}
+
+function initHeatmapEvents() {
+  const table = $("heatmap");
+  // Hover is for pointers that hover; a tap focuses the cell, and focus shows the tooltip.
+  table.addEventListener("pointerover", (e) => {
+    const td = cellOf(e.target);
+    if (td && e.pointerType !== "touch") showTip(td);
+  });
+  table.addEventListener("pointerleave", (e) => {
+    if (e.pointerType === "touch") return;
+    const td = cellOf(document.activeElement);
+    if (td && td.matches(":focus-visible")) showTip(td);
+    else hideTip();
+  });
+  table.addEventListener("focusin", (e) => {
+    const td = cellOf(e.target);
+    if (!td) return;
+    setRoving(td);
+    showTip(td);
+  });
+  table.addEventListener("focusout", (e) => {
+    if (!cellOf(e.relatedTarget)) hideTip();
+  });
+  table.addEventListener("click", (e) => {
+    const td = cellOf(e.target);
+    if (!td) return;
+    if (document.activeElement !== td) td.focus();
+    selectCell(Number(td.dataset.row), Number(td.dataset.col));
+  });
+  table.addEventListener("keydown", (e) => {
+    const td = cellOf(e.target);
+    if (!td) return;
+    const last = heat.alphabet.length - 1;
+    let [i, j] = [Number(td.dataset.row), Number(td.dataset.col)];
+    switch (e.key) {
+      case "ArrowUp": i -= 1; break;
+      case "ArrowDown": i += 1; break;
+      case "ArrowLeft": j -= 1; break;
+      case "ArrowRight": j += 1; break;
+      case "Home": j = 0; if (e.ctrlKey) i = 0; break;
+      case "End": j = last; if (e.ctrlKey) i = last; break;
+      case "PageUp": i = 0; break;
+      case "PageDown": i = last; break;
+      case "Enter":
+      case " ":
+        e.preventDefault();
+        selectCell(i, j);
+        return;
+      case "Escape":
+        hideTip();
+        return;
+      default:
+        return;
+    }
+    e.preventDefault();
+    moveFocus(Math.min(Math.max(i, 0), last), Math.min(Math.max(j, 0), last));
+  });
+  // The tooltip is fixed to the window: it follows its cell when anything scrolls.
+  $("heatmap-scroll").addEventListener("scroll", placeTip, { passive: true });
+  addEventListener("scroll", placeTip, { passive: true });
+  addEventListener("resize", placeTip, { passive: true });
+
+  for (const radio of document.querySelectorAll('input[name="scale"]')) {
+    radio.addEventListener("change", () => {
+      heat.scale = radio.value;
+      paint();
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The numbers and the loss curve
+
+function showModel(info) {
+  $("stat-version").textContent = info.version;
+  $("stat-alphabet-size").textContent = String(info.alphabet.length);
+  $("stat-alphabet").textContent = info.alphabet.join(" ");
+  $("stat-examples").textContent = fmtInt(info.examples);
+  $("stat-corpus-words").textContent = fmtInt(info.corpus.words);
+  const c = info.config;
+  $("stat-training").textContent =
+    `${fmtInt(c.steps)} steps of gradient descent, lr ${c.lr}, reg ${c.reg}, seed ${c.seed}`;
+  $("stat-loss-first").textContent = fmtLoss(info.loss.first);
+  $("stat-loss-last").textContent = fmtLoss(info.loss.last);
+  $("stat-loss-final").textContent = fmtLoss(info.loss.final);
+  $("stat-loss-nll").textContent = fmtLoss(info.loss.nll);
+  const sha = info.corpus.sha256;
+  const code = el("code", { title: `sha256 ${sha}`, text: `sha256 ${sha.slice(0, 12)}…` });
+  $("stat-corpus").replaceChildren(`${fmtInt(info.corpus.bytes)} bytes, `, code);
+  drawLoss(info.loss.curve);
+}
+
+/** Round, evenly spaced ticks covering [lo, hi]: about `count` of them. */
+function niceTicks(lo, hi, count) {
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const ticks = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    ticks.push(Number(v.toFixed(10))); // no 0.30000000000000004
+  }
+  return ticks;
+}
+
+function drawLoss(curve) {
+  const box = $("loss-curve");
+  const [W, H] = [360, 160];
+  const m = { left: 40, right: 14, top: 12, bottom: 28 };
+  const steps = curve.map(([s]) => s);
+  const losses = curve.map(([, l]) => l);
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
+  const pad = (Math.max(...losses) - Math.min(...losses)) * 0.06;
+  const [y0, y1] = [Math.min(...losses) - pad, Math.max(...losses) + pad];
+  const x = (s) => m.left + ((s - x0) / (x1 - x0 || 1)) * (W - m.left - m.right);
+  const y = (l) => H - m.bottom - ((l - y0) / (y1 - y0 || 1)) * (H - m.top - m.bottom);
+
+  const bottom = H - m.bottom;
+  const tickText = (attrs, text) => svg("text", { class: "tick", ...attrs }, text);
+  const nodes = [];
+  for (const v of niceTicks(y0, y1, 5)) {
+    nodes.push(svg("line", { class: "grid", x1: m.left, x2: W - m.right, y1: y(v), y2: y(v) }));
+    const at = { x: m.left - 6, y: y(v), "text-anchor": "end", "dominant-baseline": "middle" };
+    nodes.push(tickText(at, String(v)));
+  }
+  for (const s of niceTicks(x0, x1, 4)) {
+    nodes.push(tickText({ x: x(s), y: bottom + 16, "text-anchor": "middle" }, String(s)));
+  }
+  nodes.push(svg("line", { class: "axis", x1: m.left, x2: W - m.right, y1: bottom, y2: bottom }));
+  const points = curve.map(([s, l]) => `${x(s).toFixed(1)},${y(l).toFixed(1)}`).join(" ");
+  nodes.push(svg("polyline", { class: "curve", points }));
+  const [sl, ll] = curve[curve.length - 1];
+  nodes.push(svg("circle", { class: "end", cx: x(sl), cy: y(ll), r: 3 }));
+  const endLabel = tickText({ x: x(sl), y: y(ll) - 9, "text-anchor": "end" }, fmtLoss(ll));
+  endLabel.classList.add("end-label");
+  nodes.push(endLabel);
+  nodes.push(tickText({ x: W - m.right, y: H - 2, "text-anchor": "end" }, "step"));
+  const summary = `from ${fmtLoss(losses[0])} at step ${x0} to ${fmtLoss(ll)} at step ${sl}`;
+  box.replaceChildren(svg("title", {}, `Training loss ${summary}`), ...nodes);
+  $("loss-caption").textContent = `Training loss by step, ${summary}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start: one batch of words, the model's numbers and its matrix, all at once.
+
+async function loadModel() {
+  try {
+    const [model, matrix] = await Promise.all([getJSON("/model"), getJSON("/matrix")]);
+    showModel(model.body);
+    buildHeatmap(matrix.body);
+  } catch (err) {
+    $("model-error").textContent = `The model could not be loaded: ${err.message}`;
+  }
+}
+
+/** The largest count is a server setting: take it from the API's own document. */
+async function loadLimits() {
+  try {
+    const { body: doc } = await getJSON("/openapi.json");
+    const n = doc.paths["/sample"].get.parameters.find((p) => p.name === "n");
+    const max = n.schema.maximum;
+    if (Number.isInteger(max)) {
+      inputs.n.max = String(max);
+      $("n-hint").textContent = `1 to ${max} words`;
+    }
+  } catch {
+    // The page keeps its built-in hint; the server still says what is wrong with a count.
+  }
+}
+
+initHeatmapEvents();
+generate();
+loadModel();
+loadLimits();

@@ -1,0 +1,514 @@
+"""The home page end to end: the real server, Debian's Chromium driven by Playwright.
+
+What only a browser shows: the page's scripts run under its Content-Security-Policy, the words
+and numbers it displays are the API's own, the heatmap answers the mouse and the keyboard, and
+the layout holds on a phone. Every test ends by checking the page logged no error, threw
+nothing, and asked no other host for anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.server
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = ROOT / "artifacts"
+README_SCREENSHOT = ROOT / "docs" / "home.png"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 740}
+DEFAULT_N = 12  # the count the page asks for on load
+MAX_SEED = 2**63 - 1
+# Chromium logs a fetch() answered 4xx as a console error; a test sending bad input on purpose
+# expects exactly one such line per bad request, naming that request's URL.
+FAILED_400 = "Failed to load resource: the server responded with a status of 400"
+# Records what the CSP refused, from before the page's own scripts run.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+def chromium_executable() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.fail(
+            "Chromium is not installed (looked for `chromium` on PATH and /usr/bin/chromium): "
+            "run `make browser-deps`",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_executable()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Home:
+    """The home page in its own browser context, and everything it logged."""
+
+    def __init__(self, browser: Browser, base: str, **context_options):
+        self.base = base
+        self.context = browser.new_context(**context_options)
+        self.context.add_init_script(CSP_WATCH)
+        self.page: Page = self.context.new_page()
+        self.console_errors: list[tuple[str, str]] = []  # (text, url of the failing resource)
+        self.page_errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: m.type == "error" and self.console_errors.append((m.text, m.location["url"])),
+        )
+        self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self) -> Home:
+        response = self.page.goto(self.base + "/")
+        assert response is not None and response.ok, response
+        self.headers = response.headers
+        # Loaded: the first batch of words, the numbers and the heatmap are on the page.
+        expect(self.page.locator("#sample-result")).to_have_attribute("aria-busy", "false")
+        expect(self.words_list).not_to_have_count(0)
+        expect(self.page.locator("#stat-version")).not_to_have_text("…")
+        expect(self.page.locator("#heatmap td[data-row]").first).to_be_attached()
+        return self
+
+    # -- the generate form --
+    @property
+    def words_list(self) -> Locator:
+        return self.page.locator("#words li")
+
+    def words(self) -> list[str]:
+        return self.words_list.all_inner_texts()
+
+    def seed(self) -> str:
+        return self.page.locator("#seed-used").inner_text()
+
+    def sample_href(self) -> str:
+        return self.page.locator("#sample-link").evaluate("a => a.href")
+
+    def generate(self, n: str | int, seed: str | int | None) -> int:
+        """Fill the form and click Generate; return the status of the /sample answer."""
+        self.page.get_by_label("Count").fill(str(n))
+        self.page.get_by_label("Seed").fill("" if seed is None else str(seed))
+        with self.page.expect_response(lambda r: urlsplit(r.url).path == "/sample") as answer:
+            self.page.get_by_role("button", name="Generate").click()
+        expect(self.page.locator("#sample-result")).to_have_attribute("aria-busy", "false")
+        return answer.value.status
+
+    # -- the heatmap --
+    def cell(self, i: int, j: int) -> Locator:
+        return self.page.locator(f'#heatmap td[data-row="{i}"][data-col="{j}"]')
+
+    def tooltip(self) -> Locator:
+        return self.page.locator("#tooltip")
+
+    def assert_clean(self, bad_requests: tuple[str, ...] = ()) -> None:
+        """No console error (but one 400 per bad request sent on purpose), no exception, no
+        CSP violation, no request to another host."""
+        expected = sorted((FAILED_400, url) for url in bad_requests)
+        errors = sorted(
+            (FAILED_400, url) if text.startswith(FAILED_400) else (text, url)
+            for text, url in self.console_errors
+        )
+        assert errors == expected, f"console errors: {self.console_errors}"
+        assert self.page_errors == []
+        assert self.page.evaluate("window.__cspViolations") == []
+        strangers = [u for u in self.requests if not u.startswith(self.base + "/")]
+        assert strangers == [], f"requests to other hosts: {strangers}"
+
+
+@pytest.fixture()
+def home(browser, server):
+    """A factory: `home()` opens the page in a fresh desktop-sized (or given) context."""
+    opened: list[Home] = []
+
+    def open_home(**context_options) -> Home:
+        h = Home(browser, server.url, **{"viewport": DESKTOP, **context_options})
+        opened.append(h)
+        return h.open()
+
+    yield open_home
+    for h in opened:
+        h.context.close()
+
+
+@pytest.fixture(scope="module")
+def model(server) -> dict:
+    return server.get("/model").json()
+
+
+@pytest.fixture(scope="module")
+def matrix(server) -> dict:
+    return server.get("/matrix").json()
+
+
+def api_words(server, n: int, seed: int | str) -> list[str]:
+    r = server.get("/sample", params={"n": n, "seed": seed})
+    assert r.status_code == 200, r.text
+    return r.json()["words"]
+
+
+def sig4(p: float) -> str:
+    """p as the page writes it (JavaScript's toPrecision(4)), for 1e-6 <= p < 1."""
+    assert 1e-6 <= p < 1, p
+    return f"{p:#.4g}"
+
+
+def luminance(css: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+# ---------------------------------------------------------------------------------------------
+# Generate words
+
+
+def test_first_batch_is_the_apis_and_can_be_replayed(home, server):
+    h = home()
+    # The page runs under its strict CSP, so a clean console means no inline script or style.
+    csp = h.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+    words = h.words()
+    assert len(words) == DEFAULT_N
+    assert h.page.get_by_label("Count").input_value() == str(DEFAULT_N)
+    # The server picked the seed: shown whole (seeds pass 2^53, a JavaScript number's limit)...
+    seed = h.seed()
+    assert re.fullmatch(r"[0-9]+", seed), seed
+    assert int(seed) <= MAX_SEED
+    href = h.sample_href()
+    assert href == f"{server.url}/sample?n={DEFAULT_N}&seed={seed}"
+    assert h.page.locator("#sample-link").inner_text() == f"/sample?n={DEFAULT_N}&seed={seed}"
+    # ...so the link replays the very words on the page.
+    answer = requests.get(href, timeout=30).json()
+    assert answer["words"] == words
+    assert answer["seed"] == int(seed)
+    expect(h.page.locator("#sample-model")).to_have_text(answer["model"])
+    # The count's bounds are the server's, read from its OpenAPI document.
+    doc = server.get("/openapi.json").json()
+    n_param = next(p for p in doc["paths"]["/sample"]["get"]["parameters"] if p["name"] == "n")
+    maximum = n_param["schema"]["maximum"]
+    expect(h.page.get_by_label("Count")).to_have_attribute("max", str(maximum))
+    expect(h.page.locator("#n-hint")).to_have_text(f"1 to {maximum} words")
+    # The words are marked French for screen readers.
+    assert h.page.locator("#words").get_attribute("lang") == "fr"
+    h.assert_clean()
+
+
+def test_generate_with_a_seed_shows_the_apis_words(home, server):
+    h = home()
+    first = h.words()
+    cases = [
+        (5, 2147483647, ["éssanée", "mexiomerér", "monts", "ex", "moût"]),  # the notebook's
+        (3, 0, None),
+        (1, MAX_SEED, None),  # not a float64: the page must carry it as text
+        (1000, 42, None),
+        (40, 123, None),
+    ]
+    for n, seed, expected in cases:
+        assert h.generate(n, seed) == 200
+        expect(h.page.locator("#seed-used")).to_have_text(str(seed))
+        expect(h.words_list).to_have_count(n)
+        words = h.words()
+        assert words == api_words(server, n, seed), (n, seed)
+        if expected is not None:
+            assert words == expected
+        assert h.sample_href() == f"{server.url}/sample?n={n}&seed={seed}"
+        expect(h.page.locator("#sample-error")).to_be_empty()
+    assert h.words() != first[:40]
+
+    # "Use this seed" puts the shown seed in the form; the same seed gives the same words.
+    assert h.generate(7, None) == 200
+    seed, words = h.seed(), h.words()
+    h.page.get_by_role("button", name="Use this seed").click()
+    expect(h.page.get_by_label("Seed")).to_have_value(seed)
+    expect(h.page.get_by_label("Seed")).to_be_focused()
+    assert h.generate(7, seed) == 200
+    assert h.words() == words
+    h.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "parameter"),
+    [
+        ("5000", "", "n"),  # over the maximum
+        ("0", "", "n"),  # under the minimum
+        ("3", "-1", "seed"),  # negative
+        ("3", str(2**63), "seed"),  # one over the largest seed
+        ("3", "douze", "seed"),  # not digits
+        ("3", "1.5", "seed"),  # not an integer
+    ],
+)
+def test_bad_input_shows_the_apis_problem(home, server, n, seed, parameter):
+    h = home()
+    before = h.words()
+    params = {"n": n, "seed": seed} if seed else {"n": n}
+    answer = server.get("/sample", params=params)
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert parameter in detail
+
+    assert h.generate(n, seed) == 400
+    alert = h.page.get_by_role("alert").filter(has_text=detail)
+    expect(alert).to_have_text(detail)
+    expect(alert).to_have_id("sample-error")
+    expect(h.page.get_by_label("Seed" if parameter == "seed" else "Count")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    assert h.words() == before  # the last good batch stays
+
+    # Put right, the error goes away.
+    assert h.generate(3, 99) == 200
+    expect(h.page.locator("#sample-error")).to_be_empty()
+    expect(h.page.get_by_label("Count")).not_to_have_attribute("aria-invalid", "true")
+    expect(h.page.get_by_label("Seed")).not_to_have_attribute("aria-invalid", "true")
+    assert h.words() == api_words(server, 3, 99)
+    h.assert_clean(bad_requests=(answer.url,))
+
+
+# ---------------------------------------------------------------------------------------------
+# The heatmap
+
+
+def test_heatmap_has_a_cell_per_bigram_and_labels(home, model, matrix):
+    h = home()
+    alphabet = model["alphabet"]
+    V = len(alphabet)
+    assert matrix["alphabet"] == alphabet
+    assert V == model["shape"][0] == 41
+    cells = h.page.locator("#heatmap td[data-row][data-col]")
+    expect(cells).to_have_count(V * V)
+    coords = cells.evaluate_all("tds => tds.map(td => [+td.dataset.row, +td.dataset.col])")
+    assert sorted(map(tuple, coords)) == [(i, j) for i in range(V) for j in range(V)]
+    assert h.page.locator("#heatmap thead th[scope=col]").all_inner_texts() == alphabet
+    assert h.page.locator("#heatmap tbody th[scope=row]").all_inner_texts() == alphabet
+    # One tab stop for the whole grid; arrows move inside it.
+    expect(h.page.locator("#heatmap [tabindex='0']")).to_have_count(1)
+
+    # Coloured by probability: the likeliest bigram darker than the least likely one.
+    P = matrix["probs"]
+    flat = [(P[i][j], i, j) for i in range(V) for j in range(V)]
+    (_, i_min, j_min), (_, i_max, j_max) = min(flat), max(flat)
+    colour = "td => getComputedStyle(td).backgroundColor"
+    light, dark = h.cell(i_min, j_min).evaluate(colour), h.cell(i_max, j_max).evaluate(colour)
+    assert luminance(dark) < luminance(light) - 100, (dark, light)
+    # The log scale spreads the small probabilities: a small one changes colour.
+    h.page.get_by_label("log p").check()
+    mid = next((i, j) for p, i, j in sorted(flat) if p > 0.001)
+    before = h.cell(*mid).evaluate(colour)
+    h.page.get_by_label("√p").check()
+    assert h.cell(*mid).evaluate(colour) != before
+    h.assert_clean()
+
+
+def test_hovering_a_cell_shows_its_probability(home, model, matrix):
+    h = home()
+    alphabet = model["alphabet"]
+    ix = {a: k for k, a in enumerate(alphabet)}
+    P = matrix["probs"]
+    V = len(alphabet)
+    flat = [(P[i][j], i, j) for i in range(V) for j in range(V)]
+    picks = [(ix["e"], ix["s"]), (ix["q"], ix["u"]), (0, ix["a"]), (V - 1, V - 1)]
+    picks += [min(flat)[1:], max(flat)[1:]]
+    tip = h.tooltip()
+    for i, j in picks:
+        h.cell(i, j).hover()
+        text = f"P({alphabet[j]} | {alphabet[i]}) = {sig4(P[i][j])}"
+        expect(tip).to_be_visible()
+        expect(tip).to_have_text(text)
+        expect(h.cell(i, j)).to_have_attribute("aria-label", text)
+        shown = float(text.rsplit("= ", 1)[1])
+        assert abs(shown - P[i][j]) <= 0.5 * 10 ** (math.floor(math.log10(P[i][j])) - 3)
+        # The tooltip sits inside the window.
+        box = tip.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= DESKTOP["width"]
+    assert tip.inner_text() != ""
+    assert sig4(P[ix["e"]][ix["s"]]) == "0.1686"
+    h.page.mouse.move(2, 2)
+    expect(tip).to_be_hidden()
+    h.assert_clean()
+
+
+def expect_prob(h: Home, server, alphabet: list[str], i: int, j: int) -> None:
+    bigram = alphabet[i] + alphabet[j]
+    answer = server.get("/prob", params={"bigram": bigram}).json()
+    result = h.page.locator("#prob-result")
+    expect(result).to_contain_text(f"P({alphabet[j]} | {alphabet[i]}) =")
+    expect(result).to_contain_text(f"bigram “{answer['bigram']}”")
+    expect(result.locator("#prob-value")).to_have_text(f"{answer['prob']:#.6g}")
+    assert float(result.locator("#prob-value").inner_text()) == pytest.approx(
+        answer["prob"], rel=1e-5
+    )
+    logprob = float(result.locator("#prob-log").inner_text().replace("\u2212", "-"))
+    assert logprob == pytest.approx(answer["logprob"], abs=1e-4)
+    link = result.locator("a")
+    assert urlsplit(link.evaluate("a => a.href")).path == "/prob"
+    assert parse_qs(urlsplit(link.evaluate("a => a.href")).query) == {"bigram": [bigram]}
+    expect(h.cell(i, j)).to_have_attribute("aria-selected", "true")
+    expect(h.page.locator('#heatmap td[aria-selected="true"]')).to_have_count(1)
+
+
+def test_clicking_or_pressing_enter_on_a_cell_asks_prob(home, server, model):
+    h = home()
+    alphabet = model["alphabet"]
+    ix = {a: k for k, a in enumerate(alphabet)}
+    V = len(alphabet)
+    page = h.page
+
+    # The mouse: "qu", and bigrams with the start/end marker and accented letters.
+    for a, b in [("q", "u"), (".", "é"), ("e", "."), ("'", "a")]:
+        h.cell(ix[a], ix[b]).click()
+        expect_prob(h, server, alphabet, ix[a], ix[b])
+
+    # The keyboard: Tab reaches the grid (one stop), arrows move, Enter and Space ask /prob.
+    page.get_by_label("√p").focus()
+    page.keyboard.press("Tab")
+    focused = page.locator("#heatmap td:focus")
+    expect(focused).to_have_count(1)
+    start = (int(focused.get_attribute("data-row")), int(focused.get_attribute("data-col")))
+    assert start == (ix["'"], ix["a"])  # the roving stop follows the last clicked cell
+    outline = focused.evaluate("td => getComputedStyle(td).outlineStyle")
+    assert outline != "none", "a focused cell must show its focus"
+    expect(h.tooltip()).to_be_visible()
+
+    page.keyboard.press("Home")
+    page.keyboard.press("PageUp")
+    expect(h.cell(0, 0)).to_be_focused()
+    page.keyboard.press("ArrowLeft")  # stays inside the grid
+    page.keyboard.press("ArrowUp")
+    expect(h.cell(0, 0)).to_be_focused()
+    for _ in range(ix["e"]):
+        page.keyboard.press("ArrowDown")
+    for _ in range(ix["s"]):
+        page.keyboard.press("ArrowRight")
+    expect(h.cell(ix["e"], ix["s"])).to_be_focused()
+    expect(h.tooltip()).to_have_text(re.compile(r"^P\(s \| e\) = 0\.1686$"))
+    page.keyboard.press("Enter")
+    expect_prob(h, server, alphabet, ix["e"], ix["s"])
+
+    page.keyboard.press("End")
+    page.keyboard.press("PageDown")
+    expect(h.cell(V - 1, V - 1)).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    expect_prob(h, server, alphabet, V - 1, V - 1)
+    expect(page.locator("#heatmap [tabindex='0']")).to_have_count(1)
+    h.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------
+# The numbers, the structure, the layout
+
+
+def test_numbers_are_the_models(home, model):
+    h = home()
+    page = h.page
+    expect(page.locator("#stat-version")).to_have_text(model["version"])
+    expect(page.locator("#stat-alphabet-size")).to_have_text(str(len(model["alphabet"])))
+    expect(page.locator("#stat-alphabet")).to_have_text(" ".join(model["alphabet"]))
+    expect(page.locator("#stat-examples")).to_have_text(f"{model['examples']:,}")
+    expect(page.locator("#stat-corpus-words")).to_have_text(f"{model['corpus']['words']:,}")
+    loss = model["loss"]
+    for key in ("first", "last", "final", "nll"):
+        expect(page.locator(f"#stat-loss-{key}")).to_have_text(f"{loss[key]:.4f}")
+    assert f"{loss['first']:.4f}" == "4.2714" and f"{loss['last']:.4f}" == "2.3817"
+    expect(page.locator("#stat-training")).to_contain_text(f"{model['config']['steps']} steps")
+    points = page.locator("#loss-curve polyline").get_attribute("points")
+    assert points is not None and len(points.split()) == len(loss["curve"])
+    ys = [float(p.split(",")[1]) for p in points.split()]
+    assert ys[0] < ys[-1]  # SVG y grows downwards: the loss went down
+
+    # Structure: one h1, a heading per section, labelled inputs, a named grid.
+    expect(page.get_by_role("heading", level=1)).to_have_text("civil-words")
+    headings = page.get_by_role("heading", level=2).all_inner_texts()
+    assert headings == ["Generate words", "The model: P(next | previous)", "The numbers"]
+    expect(page.get_by_role("grid", name="The model")).to_be_visible()
+    expect(page.get_by_role("spinbutton", name="Count")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Seed")).to_be_visible()
+    h.assert_clean()
+
+
+def no_horizontal_overflow(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_phone_layout(home, model):
+    ARTIFACTS.mkdir(exist_ok=True)
+    h = home(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = h.page
+    assert page.evaluate("window.innerWidth") == PHONE["width"]
+    assert no_horizontal_overflow(page)
+    # The heatmap scrolls inside its box instead of widening the page.
+    scroller = page.locator("#heatmap-scroll")
+    assert scroller.evaluate("s => s.scrollWidth > s.clientWidth")
+    box = scroller.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+    # Long seeds and 1000 words still fit.
+    assert h.generate(1000, MAX_SEED) == 200
+    expect(h.words_list).to_have_count(1000)
+    assert no_horizontal_overflow(page)
+    assert h.generate(8, 2147483647) == 200
+    assert no_horizontal_overflow(page)
+
+    # A tap on a cell at the far right: the tooltip stays on screen, the page does not widen.
+    V = len(model["alphabet"])
+    cell = h.cell(3, V - 1)
+    cell.scroll_into_view_if_needed()
+    cell.tap()
+    expect(page.locator("#prob-value")).to_be_visible()
+    tip = h.tooltip().bounding_box()
+    assert tip is not None and tip["x"] >= 0 and tip["x"] + tip["width"] <= PHONE["width"]
+    assert no_horizontal_overflow(page)
+
+    # Screen by screen: a full-page capture re-lays out a mobile page at a false height.
+    page.screenshot(path=ARTIFACTS / "home-phone-matrix.png")
+    page.locator("#numbers").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "home-phone-numbers.png")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=ARTIFACTS / "home-phone.png")
+    h.assert_clean()
+
+
+def test_desktop_screenshots(home, model):
+    """The README's picture: a fixed seed, one cell hovered and one asked, so it is repeatable."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    README_SCREENSHOT.parent.mkdir(exist_ok=True)
+    h = home(viewport={"width": 1280, "height": 1000})  # tall enough for the whole heatmap
+    page = h.page
+    assert no_horizontal_overflow(page)
+    assert h.generate(24, 2147483647) == 200
+    ix = {a: k for k, a in enumerate(model["alphabet"])}
+    h.cell(ix["q"], ix["u"]).click()
+    expect(page.locator("#prob-value")).to_be_visible()
+    h.cell(ix["e"], ix["s"]).hover()
+    expect(h.tooltip()).to_have_text("P(s | e) = 0.1686")
+    page.screenshot(path=ARTIFACTS / "home-desktop.png", full_page=True)
+    page.screenshot(path=README_SCREENSHOT)
+    assert README_SCREENSHOT.stat().st_size < 300_000
+    h.assert_clean()
