@@ -12,10 +12,10 @@ from service.schemas import (
     MatrixResponse,
     ModelInfo,
     Problem,
-    ProbQuery,
     ProbResponse,
     SampleResponse,
     Status,
+    prob_query,
     sample_query,
 )
 from service.served import ServedModel, UnknownSymbol
@@ -34,9 +34,10 @@ def served() -> ServedModel:
     return current_app.extensions["civil_words"]
 
 
-def create_api(settings: Settings) -> APIBlueprint:
+def create_api(settings: Settings, alphabet: tuple[str, ...]) -> APIBlueprint:
     api = APIBlueprint("api", __name__)
     SampleQuery = sample_query(settings.max_n)
+    ProbQuery = prob_query(alphabet)
 
     @api.get(
         "/sample",
@@ -58,7 +59,7 @@ def create_api(settings: Settings) -> APIBlueprint:
         responses={200: ProbResponse, **BAD_REQUEST},
         summary="Probability of a bigram",
     )
-    def prob(query: ProbQuery):
+    def prob(query: ProbQuery):  # type: ignore[valid-type]
         """The model's probability that the second symbol follows the first."""
         try:
             return _json(served().prob(query.bigram))

@@ -9,7 +9,7 @@ from flask_openapi3 import Info, OpenAPI
 
 from service import errors, metrics
 from service.api import OPS_TAG, create_api
-from service.errors import problem_response
+from service.errors import problem_response, problem_schema_ref
 from service.schemas import Problem
 from service.served import ServedModel
 from service.settings import Settings
@@ -45,14 +45,15 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         validation_error_callback=errors.from_validation_error,
         doc_ui=False,
     )
-    app.config.update(MAX_CONTENT_LENGTH=16 * 1024, JSON_SORT_KEYS=False)
+    # DEBUG: Flask would take FLASK_DEBUG from the environment; production never runs in debug.
+    app.config.update(MAX_CONTENT_LENGTH=16 * 1024, JSON_SORT_KEYS=False, DEBUG=False)
     app.extensions["civil_words"] = model
     app.extensions["civil_words_settings"] = settings
     logging.getLogger("civil_words").setLevel(settings.log_level.upper())
 
     errors.init_app(app)
     metrics.init_app(app, model.version)
-    app.register_api(create_api(settings))
+    app.register_api(create_api(settings, model.file.alphabet))
 
     @app.get(
         "/openapi.json",
@@ -93,4 +94,19 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         h.setdefault("Cache-Control", "no-store")
         return response
 
+    _finish_document(app.api_doc)
     return app
+
+
+def _finish_document(doc: dict) -> None:
+    """Say what the API answers: flask-openapi3 writes `securitySchemes: null` (not OpenAPI)
+    and a JSON-array 400 on every operation; every route may answer 414 (`_bounded_query`)."""
+    components = doc.get("components", {})
+    if components.get("securitySchemes") is None:
+        components.pop("securitySchemes", None)
+    for item in doc["paths"].values():
+        for op in item.values():
+            responses = op["responses"]
+            if "application/json" in responses.get("400", {}).get("content", {}):
+                del responses["400"]
+            responses["414"] = {"description": "URI Too Long", **problem_schema_ref()}

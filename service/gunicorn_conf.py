@@ -5,6 +5,10 @@ Used by `civil-words serve`, and usable directly: `gunicorn -c python:service.gu
 
 from __future__ import annotations
 
+import json
+
+from gunicorn import util
+
 from service.settings import Settings
 
 _s = Settings()
@@ -47,3 +51,23 @@ def child_exit(server, worker):
 
     # Keep the dead worker's counters, drop its live gauges.
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _write_problem(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it refuses itself (request line or headers too large,
+    not HTTP): a problem document with the app's security headers, not an HTML page."""
+    from service.app import API_CSP
+
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status_int, "detail": mesg}
+    )
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {API_CSP}\r\n"
+        "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\nCache-Control: no-store\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+util.write_error = _write_problem

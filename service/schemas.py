@@ -79,12 +79,24 @@ def sample_query(max_n: int) -> type[Query]:
     )
 
 
-class ProbQuery(Query):
-    bigram: str = Field(
-        description="two symbols of the model's alphabet, the previous then the next; "
-        "'.' stands for the start or end of a word",
-        min_length=1,
-        max_length=64,
+def prob_query(alphabet: tuple[str, ...]) -> type[Query]:
+    """The /prob query model. Its document states the served model's alphabet as a pattern, so
+    that clients (and fuzzers) know which bigrams exist; the view checks the symbols itself, to
+    say which one is unknown, after NFC normalisation."""
+    symbols = "".join("\\" + c if c in "\\]^-[" else c for c in alphabet)
+    return create_model(
+        "ProbQuery",
+        __base__=Query,
+        bigram=(
+            str,
+            Field(
+                description="two symbols of the model's alphabet, the previous then the next; "
+                "'.' stands for the start or end of a word",
+                min_length=1,
+                max_length=64,
+                json_schema_extra={"pattern": f"^[{symbols}]{{2}}$"},
+            ),
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -56,6 +57,9 @@ def serve() -> int:
         app = create_app(settings)
     except ModelFileError as e:
         return _fail(f"cannot serve: {e}")
+    # Workers share the preloaded app's memory copy-on-write; a full garbage collection in a
+    # worker would touch (and so copy) every object inherited from the master. Freeze them.
+    gc.freeze()
 
     from gunicorn.app.base import Application
 
