@@ -42,5 +42,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format service tests bench
 	$(BIN)/ruff check --fix service tests bench
 
+# All benchmarks, one table (minutes); the smoke run (seconds) is part of `make test`.
+bench: $(STAMP) browser-deps
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP) browser-deps
+	$(BIN)/python -m bench --smoke
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

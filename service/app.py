@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, request, send_from_directory
+from flask import request, send_from_directory
 from flask_openapi3 import Info, OpenAPI
 
 from service import errors, metrics
@@ -84,18 +84,39 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     def index():
         return send_from_directory(app.static_folder, "index.html")
 
-    @app.after_request
-    def _security_headers(response: Response) -> Response:
-        h = response.headers
-        h["X-Content-Type-Options"] = "nosniff"
-        h["Content-Security-Policy"] = PAGE_CSP if response.mimetype == "text/html" else API_CSP
-        h["Referrer-Policy"] = "no-referrer"
-        h["X-Frame-Options"] = "DENY"
-        h.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)
     _finish_document(app.api_doc)
     return app
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer, errors included.
+
+    A WSGI wrapper rather than an `after_request` hook: it appends fixed tuples, which costs a
+    fraction of setting five headers on each response object.
+    """
+
+    COMMON = (
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+    )
+    API = (*COMMON, ("Content-Security-Policy", API_CSP))
+    PAGE = (*COMMON, ("Content-Security-Policy", PAGE_CSP))
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            names = {k.lower(): v for k, v in headers}
+            html = names.get("content-type", "").startswith("text/html")
+            headers.extend(self.PAGE if html else self.API)
+            if "cache-control" not in names:
+                headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
 def _finish_document(doc: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import cache
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -66,12 +67,28 @@ def init_app(app: Flask, version: str) -> None:
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = _endpoint()
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        _requests(endpoint, request.method, response.status_code).inc()
         started = g.get("started")
         if started is not None:
-            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+            _latency(endpoint).observe(time.perf_counter() - started)
         return response
 
 
+# `.labels()` looks its child up anew on each call; the label values are few, so keep them.
+@cache
+def _requests(endpoint: str, method: str, status: int):
+    return REQUESTS.labels(endpoint, method, str(status))
+
+
+@cache
+def _latency(endpoint: str):
+    return LATENCY.labels(endpoint)
+
+
+@cache
+def _words(version: str):
+    return WORDS.labels(model=version)
+
+
 def words_generated(version: str, n: int) -> None:
-    WORDS.labels(model=version).inc(n)
+    _words(version).inc(n)

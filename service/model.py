@@ -79,6 +79,8 @@ def _descend(counts: torch.Tensor, config: TrainConfig, dtype) -> tuple[np.ndarr
     The loss, mean NLL over the examples plus `reg * mean(W**2)`, depends on the examples
     only through their counts, and so does its gradient:
     `(rows * softmax(W) - counts) / num + 2 * reg * W / V**2`.
+    Each step is a few operations on (V, V) arrays, done in place: at this size the cost of a
+    call, not the arithmetic, sets the pace.
     """
     V = counts.shape[0]
     C = counts.numpy().astype(dtype)
@@ -87,12 +89,33 @@ def _descend(counts: torch.Tensor, config: TrainConfig, dtype) -> tuple[np.ndarr
     W = init_weights(V, config.seed).numpy().astype(dtype)
     reg_scale = dtype(config.reg / (V * V))
     lr = dtype(config.lr)
+    # The gradient is built in E, in place, grouped as written above: regrouped (say, with
+    # the constant lr * counts / num added apart) the float32 run, which `train` compares
+    # with the float64 one, gathers several times more rounding noise.
+    E, tmp = np.empty_like(W), np.empty_like(W)
+    W_t, E_t = torch.from_numpy(W), torch.from_numpy(E)  # torch's exp is vectorised
+    lr_num, lr_reg = lr / num, lr * 2 * reg_scale
     history: list[float] = []
     for _ in range(config.steps):
-        nll, P = _loss_terms(W, C, rows, num)
-        history.append(float(nll + reg_scale * np.vdot(W, W)))
-        grad = (rows[:, None] * P - C) / num + (2 * reg_scale) * W
-        W -= lr * grad
+        # exp(W) as the notebook takes it, without shifting by the row max: then only a step
+        # that overflows (or underflows a whole row) needs the shift.
+        torch.exp(W_t, out=E_t)
+        z = E.sum(axis=1)
+        log_z = np.log(z)
+        loss = (rows @ log_z - np.vdot(C, W)) / num + reg_scale * np.vdot(W, W)
+        if not math.isfinite(loss):
+            m = W.max(axis=1, keepdims=True)
+            torch.exp(torch.from_numpy(W - m), out=E_t)
+            z = E.sum(axis=1)
+            log_z = np.log(z) + m[:, 0]
+            loss = (rows @ log_z - np.vdot(C, W)) / num + reg_scale * np.vdot(W, W)
+        history.append(float(loss))
+        E *= (rows / z)[:, None]  # rows * softmax(W)
+        E -= C
+        E *= lr_num
+        np.multiply(W, lr_reg, out=tmp)
+        E += tmp  # lr * grad
+        W -= E
     return W, history
 
 
@@ -212,21 +235,27 @@ def expected_length(P: torch.Tensor) -> float:
     return steps if math.isfinite(steps) and steps > 0 else float(DEFAULT_MAX_WORD_LEN)
 
 
+CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
+
+
 class Sampler:
     """Draws the notebook's words from W, fast.
 
-    `torch.multinomial(p, 1)` on the CPU is `argmax(p / q)` where `q` holds one
+    `torch.multinomial(p, 1)` on the CPU is `argmax(p / q)` where `q` holds one float32
     `exponential_` draw per symbol from the generator. Drawing those values for many characters
     in one call consumes the generator's stream in the same order, so a walk over pre-drawn
-    rows gives the very words of the notebook's loop, at a fraction of its cost.
+    rows, `ix <- argmax(P[ix] / Q[t])`, gives the very words of the notebook's loop without
+    one torch call per character. The draws are sized to the request (from the model's expected
+    word length) and made in chunks of at most `CHUNK_DRAWS` values.
     """
 
     def __init__(self, W: torch.Tensor, alphabet: Sequence[str]):
         self.alphabet = tuple(alphabet)
         self.stoi = {c: i for i, c in enumerate(self.alphabet)}
         self.P = probability_table(W)  # (V, V) float32, the notebook's p for each row
-        self._P = self.P.numpy()
+        self._rows = list(self.P.numpy())  # row views: indexing a list is the cheapest step
         self.mean_steps = expected_length(self.P)
+        self._max_rows = max(16, CHUNK_DRAWS // len(self.alphabet))
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, max_len: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
@@ -237,29 +266,28 @@ class Sampler:
         """
         V = len(self.alphabet)
         g = torch.Generator().manual_seed(seed)
-        P, alphabet = self._P, self.alphabet
-        # Enough rows for the expected length of n words plus a margin; more are drawn if needed.
-        chunk = max(16, int(n * self.mean_steps * 1.1) + 8)
-        Q = torch.empty((chunk, V)).exponential_(1, generator=g).numpy()
-        t = 0
-        words: list[str] = []
+        rows, alphabet = self._rows, self.alphabet
         buf = np.empty(V, dtype=np.float32)
-        for _ in range(n):
-            out: list[str] = []
-            ix = 0
-            while True:
-                if t == len(Q):
-                    Q = torch.empty((chunk, V)).exponential_(1, generator=g).numpy()
-                    t = 0
-                np.divide(P[ix], Q[t], out=buf)
-                ix = int(buf.argmax())
-                t += 1
-                if ix == 0:
-                    break
+        words: list[str] = []
+        out: list[str] = []
+        Q, t, ix = None, 0, 0
+        while len(words) < n:
+            if Q is None or t == len(Q):
+                # Enough rows for the words still to come, plus a margin; more if needed.
+                need = (n - len(words)) * self.mean_steps * 1.1 + 8
+                Q = torch.empty((min(self._max_rows, max(16, int(need))), V))
+                Q = Q.exponential_(1, generator=g).numpy()
+                t = 0
+            np.divide(rows[ix], Q[t], out=buf)
+            ix = int(buf.argmax())
+            t += 1
+            if ix != 0:
                 out.append(alphabet[ix])
-                if len(out) >= max_len:
-                    break
+                if len(out) < max_len:
+                    continue
+                ix = 0  # cut: the next word starts afresh
             words.append("".join(out))
+            out = []
         return words
 
 

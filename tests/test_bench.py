@@ -1,0 +1,21 @@
+"""The benchmarks run in smoke mode, so that they cannot rot (their timings are not judged)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_benchmarks_smoke_run():
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for row in ("train 600 steps", "GET /sample?n=", "throughput", "PSS", "notebook"):
+        assert row in r.stdout, r.stdout
