@@ -36,7 +36,7 @@ model: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
-	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/lint.sh
+	PATH="$(abspath $(BIN)):$$PATH" deploy/lint.sh
 
 fmt: $(STAMP)
 	$(BIN)/ruff format service tests bench
