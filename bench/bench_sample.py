@@ -26,10 +26,9 @@ from bench.common import (
     ExactnessError,
     Result,
     Target,
+    exact_main,
     median,
     median_time,
-    parse_args,
-    print_table,
     seconds,
     timed,
 )
@@ -118,14 +117,7 @@ def run(smoke: bool = False, server=None) -> list[Result]:
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
-    try:
-        results = run(args.smoke)
-    except ExactnessError as e:
-        print(f"EXACTNESS FAILURE: {e}", file=sys.stderr)
-        return 1
-    print_table(results, "sampling")
-    return 0
+    return exact_main(__doc__, run, "sampling")
 
 
 if __name__ == "__main__":

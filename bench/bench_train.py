@@ -30,9 +30,8 @@ from bench.common import (
     ExactnessError,
     Result,
     Target,
+    exact_main,
     median,
-    parse_args,
-    print_table,
     seconds,
     timed,
 )
@@ -147,14 +146,7 @@ def run(smoke: bool = False) -> list[Result]:
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
-    try:
-        results = run(args.smoke)
-    except ExactnessError as e:
-        print(f"EXACTNESS FAILURE: {e}", file=sys.stderr)
-        return 1
-    print_table(results, "training")
-    return 0
+    return exact_main(__doc__, run, "training")
 
 
 if __name__ == "__main__":

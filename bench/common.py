@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,3 +142,15 @@ def print_table(results: Sequence[Result], title: str) -> None:
     for r in results:
         if r.note:
             print(f"  {r.measure}: {r.note}")
+
+
+def exact_main(doc: str, run: Callable[[bool], Sequence[Result]], title: str) -> int:
+    """A benchmark's command line: run it, print its table; exit 1 on an exactness failure."""
+    args = parse_args(doc.splitlines()[0])
+    try:
+        results = run(args.smoke)
+    except ExactnessError as e:
+        print(f"EXACTNESS FAILURE: {e}", file=sys.stderr)
+        return 1
+    print_table(results, title)
+    return 0
