@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     # DEBUG: Flask would take FLASK_DEBUG from the environment; production never runs in debug.
     app.config.update(MAX_CONTENT_LENGTH=16 * 1024, JSON_SORT_KEYS=False, DEBUG=False)
     app.extensions["civil_words"] = model
-    app.extensions["civil_words_settings"] = settings
     logging.getLogger("civil_words").setLevel(settings.log_level.upper())
 
     errors.init_app(app)

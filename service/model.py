@@ -63,16 +63,6 @@ def init_weights(V: int, seed: int = DEFAULT_SEED) -> torch.Tensor:
     return torch.randn((V, V), generator=torch.Generator().manual_seed(seed))
 
 
-def _loss_terms(W: np.ndarray, counts: np.ndarray, rows: np.ndarray, num: float):
-    """Mean NLL and the softmax P of W, in W's dtype. `rows` is counts.sum(1)."""
-    m = W.max(axis=1, keepdims=True)
-    e = np.exp(W - m)
-    z = e.sum(axis=1)
-    log_z = np.log(z) + m[:, 0]
-    nll = (rows @ log_z - np.vdot(counts, W)) / num
-    return nll, e / z[:, None]
-
-
 def _descend(counts: torch.Tensor, config: TrainConfig, dtype) -> tuple[np.ndarray, list[float]]:
     """Gradient descent on the notebook's loss, from the (V, V) count matrix alone.
 
@@ -197,9 +187,10 @@ def train(
 def model_loss(W: torch.Tensor, counts: torch.Tensor, reg: float) -> tuple[float, float]:
     """The notebook's loss of W on the examples counted in `counts`: (loss with reg, plain nll)."""
     C = counts.numpy().astype(np.float64)
-    rows = C.sum(axis=1)
     W64 = W.numpy().astype(np.float64)
-    nll, _ = _loss_terms(W64, C, rows, float(rows.sum()))
+    m = W64.max(axis=1)
+    log_z = np.log(np.exp(W64 - m[:, None]).sum(axis=1)) + m  # log-sum-exp of each row
+    nll = (C.sum(axis=1) @ log_z - np.vdot(C, W64)) / C.sum()
     return float(nll + reg * np.mean(W64 * W64)), float(nll)
 
 
@@ -289,14 +280,3 @@ class Sampler:
             words.append("".join(out))
             out = []
         return words
-
-
-def sample_words(
-    W: torch.Tensor,
-    alphabet: Sequence[str],
-    n: int,
-    seed: int,
-    max_len: int = DEFAULT_MAX_WORD_LEN,
-) -> list[str]:
-    """One-off sampling of `n` words (see `Sampler.sample`)."""
-    return Sampler(W, alphabet).sample(n, seed, max_len)
