@@ -19,7 +19,7 @@ from service.schemas import (
     ProbResponse,
     TrainingConfig,
 )
-from service.store import ModelFile, ModelFileError, load_model
+from service.store import ModelFile, load_model
 
 
 class UnknownSymbol(ValueError):
@@ -42,15 +42,6 @@ class ServedModel:
     def load(cls, path: str | Path) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
-        try:
-            return cls._prepare(f)
-        except (KeyError, TypeError, ValueError) as e:  # pydantic's ValidationError is a ValueError
-            raise ModelFileError(
-                path, f"metadata does not describe a servable model ({type(e).__name__}: {e})"
-            ) from None
-
-    @classmethod
-    def _prepare(cls, f: ModelFile) -> ServedModel:
         meta = f.metadata
         sampler = Sampler(f.W, f.alphabet)
         loss, nll = model_loss(f.W, f.counts, float(meta["config"]["reg"]))

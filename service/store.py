@@ -202,7 +202,45 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     Wt, Ct = torch.from_numpy(W.copy()), torch.from_numpy(counts.copy())
     if content_version(Wt, Ct, alphabet) != raw_meta["version"]:
         raise ModelFileError(path, "version does not match the content (the file was altered)")
-    for k in ("loss", "nll", "loss_first", "loss_last"):
-        if not isinstance(meta[k], (int, float)) or not math.isfinite(meta[k]):
-            raise ModelFileError(path, f"metadata {k!r} is not a finite number")
+    _check_metadata(path, meta)
     return ModelFile(path=path, W=Wt, counts=Ct, alphabet=alphabet, metadata=meta)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_metadata(path: str, meta: dict[str, object]) -> None:
+    """The metadata's types, so that every reader (CLI, service) can use it as it is."""
+    for k in ("loss", "nll", "loss_first", "loss_last"):
+        if not _is_number(meta[k]):
+            raise ModelFileError(path, f"metadata {k!r} is not a finite number")
+    for k in ("examples", "corpus_bytes", "corpus_words"):
+        if not _is_count(meta[k]):
+            raise ModelFileError(path, f"metadata {k!r} is not a non-negative integer")
+    sha = meta["corpus_sha256"]
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise ModelFileError(path, "metadata 'corpus_sha256' is not a sha256 hex digest")
+    config = meta["config"]
+    if not (
+        isinstance(config, dict)
+        and set(config) == {"steps", "lr", "reg", "seed"}
+        and _is_count(config["steps"])
+        and _is_count(config["seed"])
+        and _is_number(config["lr"])
+        and _is_number(config["reg"])
+    ):
+        raise ModelFileError(path, "metadata 'config' is not {steps, lr, reg, seed}")
+    curve = meta["loss_curve"]
+    if not (
+        isinstance(curve, list)
+        and all(
+            isinstance(p, list) and len(p) == 2 and _is_count(p[0]) and _is_number(p[1])
+            for p in curve
+        )
+    ):
+        raise ModelFileError(path, "metadata 'loss_curve' is not a list of [step, loss] pairs")
