@@ -125,7 +125,7 @@ def matrix(seconds: int = 5) -> None:
     ]
     results = []
     for name, args, env in settings:
-        ours = start_gunicorn("service.app:create_app()", "/readyz", *args, **env)
+        ours = start_gunicorn("service.web.app:create_app()", "/readyz", *args, **env)
         hello = start_gunicorn("bench.hello_app:app", "/", *args, **env)
         try:
             for _ in range(20):
@@ -137,7 +137,9 @@ def matrix(seconds: int = 5) -> None:
             hello.stop()
         ratio = median([x.rps for x in o]) / median([x.rps for x in h])
         results.append(Result(name, _summary(o), "hello: " + _summary(h), ratio, THROUGHPUT))
-    print_table(results, "GET /sample?n=1 by worker settings (gunicorn -c service.gunicorn_conf)")
+    print_table(
+        results, "GET /sample?n=1 by worker settings (gunicorn -c service.server.gunicorn_conf)"
+    )
 
 
 def main() -> int:

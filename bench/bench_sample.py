@@ -33,8 +33,8 @@ from bench.common import (
     timed,
 )
 from bench.servers import start_ours
-from service.model import Sampler
-from service.store import load_model
+from service.lm.model import Sampler
+from service.lm.store import load_model
 
 SEED = 2147483647
 SERVER = Target(10, 25)

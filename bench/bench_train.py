@@ -1,4 +1,4 @@
-"""Training: `service.model.train` against the notebook's one-hot loop (cells [40] and [41]).
+"""Training: `service.lm.model.train` against the notebook's one-hot loop (cells [40] and [41]).
 
 In-process: the 600 steps of gradient descent on the shared corpus, ours then the notebook's,
 alternately; the trained W must agree within 1e-4 and the losses too. Whole process:
@@ -35,8 +35,8 @@ from bench.common import (
     seconds,
     timed,
 )
-from service.corpus import read_words
-from service.model import TrainConfig, _descend, build_alphabet, count_bigrams, encode, train
+from service.lm.corpus import read_words
+from service.lm.model import TrainConfig, _descend, build_alphabet, count_bigrams, encode, train
 
 STEPS = 600
 SMOKE_STEPS = 10

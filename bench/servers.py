@@ -21,7 +21,7 @@ def start_ours(workers: int = 2, **env: str) -> Server:
 
 
 def start_gunicorn(app: str, ready_path: str, *args: str, workers: int = 2, **env: str) -> Server:
-    """`gunicorn -c python:service.gunicorn_conf [args] app`, with the environment the real
+    """`gunicorn -c python:service.server.gunicorn_conf [args] app`, with the environment the real
     server gets (HOST, PORT, WEB_CONCURRENCY, PROMETHEUS_MULTIPROC_DIR), ready."""
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="civil-words-bench-"))
@@ -36,7 +36,15 @@ def start_gunicorn(app: str, ready_path: str, *args: str, workers: int = 2, **en
         "MODEL_PATH": str(MODEL),
         **env,
     }
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", *args, app]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:service.server.gunicorn_conf",
+        *args,
+        app,
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc=proc, port=port, log=log, metrics_dir=metrics_dir, env=full_env)

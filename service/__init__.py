@@ -2,8 +2,8 @@
 
 
 def create_app(settings=None):
-    """Build the Flask application (see `service.app`); imported lazily so that the training
+    """Build the Flask application (see `service.web.app`); imported lazily so that the training
     and sampling commands never load the web stack."""
-    from service.app import create_app as _create_app
+    from service.web.app import create_app as _create_app
 
     return _create_app(settings)

@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Sequence
 
-from service.corpus import WordListError
+from service.lm.corpus import WordListError
 
 MAX_SEED = 2**63  # seeds are 0 <= seed < 2**63, as over HTTP
 
@@ -40,7 +40,7 @@ def _finite(lo: float):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from service.model import DEFAULT_MAX_WORD_LEN, TrainConfig
+    from service.lm.model import DEFAULT_MAX_WORD_LEN, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.corpus import read_words
-    from service.model import TrainConfig
-    from service.train import train_to_file
+    from service.lm.corpus import read_words
+    from service.lm.model import TrainConfig
+    from service.lm.train import train_to_file
 
     words = read_words(args.words)
     config = TrainConfig(steps=args.steps, lr=args.lr, reg=args.reg, seed=args.seed)
@@ -143,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from service.model import Sampler
-    from service.store import load_model
+    from service.lm.model import Sampler
+    from service.lm.store import load_model
 
     m = load_model(args.model)
     words = Sampler(m.W, m.alphabet).sample(args.n, args.seed, args.max_len)
@@ -155,7 +155,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_corpus(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from service.corpus import build_word_list
+    from service.lm.corpus import build_word_list
 
     try:
         text = Path(args.text).read_text(encoding="utf-8")
@@ -170,7 +170,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from service.store import load_model
+    from service.lm.store import load_model
 
     m = load_model(args.model)
     print(f"{args.model}: ok, version {m.version}, {len(m.alphabet)} symbols")
@@ -178,7 +178,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service.serve import serve
+    from service.server.serve import serve
 
     return serve()
 
@@ -193,7 +193,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from service.store import ModelFileError
+    from service.lm.store import ModelFileError
 
     args = build_parser().parse_args(argv)
     try:

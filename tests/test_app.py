@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service import create_app
+from service.lm.store import ModelFileError
 from service.settings import Settings
-from service.store import ModelFileError
 from tests.conftest import SHIPPED_MODEL
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from service.store import load_model
+from service.lm.store import load_model
 from tests.conftest import CODE_CIVIL, CORPUS
 from tests.reference import run_notebook
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.corpus import build_word_list, read_words, tokens
+from service.lm.corpus import build_word_list, read_words, tokens
 from tests.conftest import CODE_CIVIL, CORPUS
 
 

@@ -26,9 +26,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from service.model import TrainConfig
-from service.store import load_model
-from service.train import train_to_file
+from service.lm.model import TrainConfig
+from service.lm.store import load_model
+from service.lm.train import train_to_file
 from tests.conftest import ROOT, SHIPPED_MODEL
 from tests.server import free_port, start_server
 from tests.test_limits import word_list

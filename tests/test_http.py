@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from service.corpus import read_words
-from service.model import Sampler
-from service.store import load_model
-from service.train import train_to_file
+from service.lm.corpus import read_words
+from service.lm.model import Sampler
+from service.lm.store import load_model
+from service.lm.train import train_to_file
 from tests.conftest import CORPUS, SHIPPED_MODEL
 from tests.reference import notebook_loss, notebook_on
 from tests.server import start_server

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.corpus import WordList
-from service.model import Sampler, TrainConfig
+from service.lm.corpus import WordList
+from service.lm.model import Sampler, TrainConfig
+from service.lm.store import load_model, save_model
+from service.lm.train import train_to_file
 from service.settings import Settings
-from service.store import load_model, save_model
-from service.train import train_to_file
 from tests.server import Server, start_server, wait_ready
 
 PROBLEM_JSON = "application/problem+json"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.corpus import read_words
-from service.model import (
+from service.lm.corpus import read_words
+from service.lm.model import (
     Sampler,
     TrainConfig,
     build_alphabet,

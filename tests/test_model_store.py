@@ -6,9 +6,9 @@ import hashlib
 
 import torch
 
-from service.corpus import read_words
-from service.store import load_model
-from service.train import train_to_file
+from service.lm.corpus import read_words
+from service.lm.store import load_model
+from service.lm.train import train_to_file
 from tests.conftest import CORPUS, SHIPPED_MODEL
 
 

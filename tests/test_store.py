@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from service.corpus import read_words
-from service.model import TrainConfig
-from service.store import ModelFileError, content_version, load_model
-from service.train import train_to_file
+from service.lm.corpus import read_words
+from service.lm.model import TrainConfig
+from service.lm.store import ModelFileError, content_version, load_model
+from service.lm.train import train_to_file
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The project's gunicorn configuration; every value comes from `Settings` (the environment).
 
-Used by `civil-words serve`, and usable directly: `gunicorn -c python:service.gunicorn_conf`.
+Used by `civil-words serve`, and usable directly: `gunicorn -c python:service.server.gunicorn_conf`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ keepalive = _s.keepalive
 loglevel = _s.log_level
 accesslog = "-"
 errorlog = "-"
-logger_class = "service.logs.JsonAccessLogger"
+logger_class = "service.server.logs.JsonAccessLogger"
 # Bounded requests: the API takes a short query string (the app refuses one over 1 KiB with a
 # problem document) and no body.
 limit_request_line = 8190
@@ -56,7 +56,7 @@ def child_exit(server, worker):
 def _write_problem(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it refuses itself (request line or headers too large,
     not HTTP): a problem document with the app's security headers, not an HTML page."""
-    from service.app import API_CSP
+    from service.web.app import API_CSP
 
     body = json.dumps(
         {"type": "about:blank", "title": reason, "status": status_int, "detail": mesg}

@@ -50,8 +50,8 @@ def serve() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from service.app import create_app
-    from service.store import ModelFileError
+    from service.lm.store import ModelFileError
+    from service.web.app import create_app
 
     try:
         app = create_app(settings)
@@ -65,7 +65,7 @@ def serve() -> int:
 
     class Server(Application):
         def load_config(self):
-            self.load_config_from_module_name_or_filename("python:service.gunicorn_conf")
+            self.load_config_from_module_name_or_filename("python:service.server.gunicorn_conf")
 
         def load(self):
             return app

@@ -7,12 +7,12 @@ import logging
 from flask import request, send_from_directory
 from flask_openapi3 import Info, OpenAPI
 
-from service import errors, metrics
-from service.api import OPS_TAG, create_api
-from service.errors import problem_response, problem_schema_ref
-from service.schemas import Problem
-from service.served import ServedModel
 from service.settings import Settings
+from service.web import errors, metrics
+from service.web.api import OPS_TAG, create_api
+from service.web.errors import problem_response, problem_schema_ref
+from service.web.schemas import Problem
+from service.web.served import ServedModel
 
 MAX_QUERY_BYTES = 1024  # far more than any valid query needs
 # The JSON API sends no HTML and loads nothing; the home page loads only its own files.

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from service.model import Sampler, model_loss
-from service.schemas import (
+from service.lm.model import Sampler, model_loss
+from service.lm.store import ModelFile, load_model
+from service.web.schemas import (
     CorpusInfo,
     LossInfo,
     LossResponse,
@@ -19,7 +20,6 @@ from service.schemas import (
     ProbResponse,
     TrainingConfig,
 )
-from service.store import ModelFile, load_model
 
 
 class UnknownSymbol(ValueError):

@@ -5,9 +5,10 @@ import secrets
 from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
 
-from service import metrics
-from service.errors import InvalidParameter, log, problem_response, problem_schema_ref
-from service.schemas import (
+from service.settings import Settings
+from service.web import metrics
+from service.web.errors import InvalidParameter, log, problem_response, problem_schema_ref
+from service.web.schemas import (
     LossResponse,
     MatrixResponse,
     ModelInfo,
@@ -18,8 +19,7 @@ from service.schemas import (
     prob_query,
     sample_query,
 )
-from service.served import ServedModel, UnknownSymbol
-from service.settings import Settings
+from service.web.served import ServedModel, UnknownSymbol
 
 MODEL_TAG = Tag(name="model", description="Words and numbers from the bigram model")
 OPS_TAG = Tag(name="operations", description="Health, readiness and metrics")

@@ -12,7 +12,7 @@ from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.schemas import FieldError, Problem
+from service.web.schemas import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.corpus import WordList
-from service.model import TrainConfig, build_alphabet, count_bigrams, encode, model_loss, train
-from service.store import save_model
+from service.lm.corpus import WordList
+from service.lm.model import TrainConfig, build_alphabet, count_bigrams, encode, model_loss, train
+from service.lm.store import save_model
 
 CURVE_POINTS = 60  # about this many [step, loss] pairs kept in the file's loss curve
 

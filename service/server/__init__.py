@@ -1,0 +1,1 @@
+"""The production server: `civil-words serve`, its gunicorn configuration and access log."""

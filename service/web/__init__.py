@@ -1,0 +1,1 @@
+"""The web app: Flask routes, pydantic schemas, errors, metrics, the home page."""
