@@ -33,7 +33,7 @@ from bench.common import (
     timed,
 )
 from bench.servers import start_ours
-from service.lm.model import Sampler
+from service.lm.model import Sampler, probability_table
 from service.lm.store import load_model
 
 SEED = 2147483647
@@ -56,7 +56,9 @@ def run(smoke: bool = False, server=None) -> list[Result]:
     n = 50 if smoke else 1000
     rounds, repeats, cases = (2, 3, 10) if smoke else (5, 7, 100)
     m = load_model(MODEL)
-    sampler = Sampler(m.W, m.alphabet)  # built once, as the server does at start-up
+    sampler = Sampler(
+        probability_table(m.W), m.alphabet
+    )  # built once, as the server does at start-up
     ns = notebook.sampling_namespace(m.W, m.alphabet)
     own = server is None
     server = start_ours() if own else server

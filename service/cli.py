@@ -143,11 +143,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from service.lm.model import Sampler
+    from service.lm.model import Sampler, probabilities
     from service.lm.store import load_model
 
     m = load_model(args.model)
-    words = Sampler(m.W, m.alphabet).sample(args.n, args.seed, args.max_len)
+    P, _ = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    words = Sampler(P, m.alphabet).sample(args.n, args.seed, args.max_len)
     sys.stdout.write("".join(w + "\n" for w in words))
     return 0
 

@@ -7,7 +7,7 @@ import pytest
 from service import create_app
 from service.lm.store import ModelFileError
 from service.settings import Settings
-from tests.conftest import SHIPPED_MODEL
+from tests.conftest import LEGACY_MODEL, SHIPPED_MODEL
 
 
 def test_every_answer_has_security_headers(client):
@@ -72,3 +72,15 @@ def test_head_and_options(client):
     assert client.head("/healthz").status_code == 200
     r = client.options("/sample")
     assert r.status_code == 200 and "GET" in r.headers["Allow"]
+
+
+def test_a_format_1_model_still_serves():
+    """A model file written before word lists were stored serves the same words, and says it
+    has no word list."""
+    legacy = create_app(Settings(model_path=LEGACY_MODEL)).test_client()
+    shipped = create_app(Settings(model_path=SHIPPED_MODEL)).test_client()
+    url = "/sample?n=50&seed=2147483647"
+    assert legacy.get(url).get_json()["words"] == shipped.get(url).get_json()["words"]
+    info = legacy.get("/model").get_json()
+    assert info["word_list"] is None and info["version"] == "22374489e7b2"
+    assert shipped.get("/model").get_json()["word_list"] == {"words": 7072, "heldout": 0}

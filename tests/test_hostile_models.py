@@ -85,10 +85,8 @@ def serve(env: dict[str, str]) -> Run:
 
 
 def _tensors_and_meta(good: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    m = load_model(good)
     with safe_open(str(good), framework="pt") as f:
-        meta = dict(f.metadata())
-    return {"W": m.W.clone(), "counts": m.counts.clone()}, meta
+        return {k: f.get_tensor(k).clone() for k in f.keys()}, dict(f.metadata())
 
 
 def rewritten(mutate):

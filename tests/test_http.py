@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from service.lm.corpus import read_words
-from service.lm.model import Sampler
+from service.lm.model import probability_table
 from service.lm.store import load_model
 from service.lm.train import train_to_file
 from tests.conftest import CORPUS, SHIPPED_MODEL
@@ -84,7 +84,16 @@ def test_model_metadata(server, shipped):
     body = server.get("/model").json()
     assert body["version"] == shipped.version
     assert body["alphabet"] == list(shipped.alphabet) and body["shape"] == [41, 41]
-    assert body["config"] == {"steps": 600, "lr": 50.0, "reg": 0.01, "seed": 2147483647}
+    assert body["config"] == {
+        "method": "neural",
+        "steps": 600,
+        "lr": 50.0,
+        "reg": 0.01,
+        "seed": 2147483647,
+        "smoothing": None,
+        "holdout": 0.0,
+        "split_seed": 2147483647,
+    }
     assert body["corpus"]["sha256"] == shipped.metadata["corpus_sha256"]
     assert round(body["loss"]["first"], 4) == 4.2714 and round(body["loss"]["last"], 4) == 2.3817
     assert body["loss"]["curve"][0][0] == 0 and body["loss"]["curve"][-1][0] == 599
@@ -92,7 +101,7 @@ def test_model_metadata(server, shipped):
 
 def test_matrix_rows_are_distributions(server, shipped):
     body = server.get("/matrix").json()
-    P = Sampler(shipped.W, shipped.alphabet).P
+    P = probability_table(shipped.W)
     assert body["alphabet"] == list(shipped.alphabet)
     assert body["probs"] == P.tolist()
     assert all(abs(sum(row) - 1) < 1e-5 for row in body["probs"])

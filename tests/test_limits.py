@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from service.lm.corpus import WordList
-from service.lm.model import Sampler, TrainConfig
+from service.lm.model import Sampler, TrainConfig, probability_table
 from service.lm.store import load_model, save_model
 from service.lm.train import train_to_file
 from service.settings import Settings
@@ -53,7 +53,7 @@ def write_model(path: Path, letters: str, p_end: float) -> Path:
     W = torch.zeros((V, V))
     # P('.') = e^w / (e^w + V - 1); exp(-1e4) is exactly 0 in float32.
     W[:, 0] = -1e4 if p_end == 0 else math.log(p_end * (V - 1) / (1 - p_end))
-    save_model(path, W, m.counts, m.alphabet, dict(m.metadata))
+    save_model(path, W, m.counts, m.alphabet, dict(m.metadata), m.words)
     return path
 
 
@@ -228,7 +228,7 @@ def test_one_request_draws_a_bounded_amount_of_randomness(models, monkeypatch, m
     """Sampling sizes its random draws from the model's mean word length; a model whose words
     (almost) never end must not make one request allocate more than a bounded buffer."""
     m = load_model(models[model])
-    sampler = Sampler(m.W, m.alphabet)
+    sampler = Sampler(probability_table(m.W), m.alphabet)
     real_empty = torch.empty
     asked: list[int] = []
 

@@ -26,5 +26,14 @@ def test_shipped_model_equals_a_fresh_training(tmp_path):
 def test_shipped_model_describes_its_corpus():
     m = load_model(SHIPPED_MODEL)
     assert m.metadata["corpus_sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
-    assert m.metadata["config"] == {"steps": 600, "lr": 50.0, "reg": 0.01, "seed": 2147483647}
+    assert m.metadata["config"] == {
+        "method": "neural",
+        "steps": 600,
+        "lr": 50.0,
+        "reg": 0.01,
+        "seed": 2147483647,
+        "smoothing": None,
+        "holdout": 0.0,
+        "split_seed": 2147483647,
+    }
     assert m.metadata["examples"] == 65725 and len(m.alphabet) == 41

@@ -12,8 +12,9 @@ from safetensors.torch import save_file
 
 from service.lm.corpus import read_words
 from service.lm.model import TrainConfig
-from service.lm.store import ModelFileError, content_version, load_model
+from service.lm.store import ModelFileError, content_version, encode_words, load_model
 from service.lm.train import train_to_file
+from tests.conftest import LEGACY_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,10 @@ def good(tmp_path_factory, word_lists):
 
 
 def _tensors_and_meta(path):
-    m = load_model(path)
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata())
-    return {"W": m.W.clone(), "counts": m.counts.clone()}, meta
+        return {k: f.get_tensor(k).clone() for k in f.keys()}, dict(f.metadata())
 
 
 def _rewrite(src, dst, mutate):
@@ -39,14 +38,24 @@ def _rewrite(src, dst, mutate):
     return dst
 
 
-def test_round_trip(good):
+def test_round_trip(good, word_lists):
     m = load_model(good)
     assert m.W.dtype == torch.float32 and m.counts.dtype == torch.int64
     assert m.W.shape == m.counts.shape == (len(m.alphabet), len(m.alphabet))
     assert m.alphabet[0] == "." and list(m.alphabet[1:]) == sorted(m.alphabet[1:])
-    assert m.version == content_version(m.W, m.counts, m.alphabet)
+    assert m.words == tuple(sorted(set(read_words(word_lists["greek-cyrillic"]).words)))
+    assert m.version == content_version(m.W, m.counts, m.alphabet, {"words": encode_words(m.words)})
     meta = m.metadata
-    assert meta["config"] == {"steps": 20, "lr": 50.0, "reg": 0.01, "seed": 2147483647}
+    assert meta["config"] == {
+        "method": "neural",
+        "steps": 20,
+        "lr": 50.0,
+        "reg": 0.01,
+        "seed": 2147483647,
+        "smoothing": None,
+        "holdout": 0.0,
+        "split_seed": 2147483647,
+    }
     assert meta["examples"] == int(m.counts.sum())
     assert len(meta["corpus_sha256"]) == 64 and meta["corpus_bytes"] > 0
     assert meta["loss_curve"][0][0] == 0 and meta["loss_curve"][-1][0] == 19
@@ -70,6 +79,25 @@ def _drop_meta(key):
 def _tensor(key, fn):
     def mutate(tensors, meta):
         tensors[key] = fn(tensors[key])
+
+    return mutate
+
+
+def _words(data: bytes):
+    """Replace the stored word list (and the version, so that only the list is at fault)."""
+
+    def mutate(tensors, meta):
+        tensors["words"] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        alphabet = tuple(json.loads(meta["alphabet"]))
+        word_lists = {"words": tensors["words"]}
+        meta["version"] = content_version(tensors["W"], tensors["counts"], alphabet, word_lists)
+
+    return mutate
+
+
+def _config(**changes):
+    def mutate(tensors, meta):
+        meta["config"] = json.dumps({**json.loads(meta["config"]), **changes})
 
     return mutate
 
@@ -118,8 +146,22 @@ REWRITES = [
     ("nan-in-W", _tensor("W", _nan), "NaN or infinite"),
     ("inf-in-W", _tensor("W", _inf), "NaN or infinite"),
     ("negative-counts", _tensor("counts", lambda c: -c), "negative"),
-    ("extra-tensor", _extra, "expected tensors W and counts"),
-    ("missing-counts", lambda t, m: t.pop("counts"), "expected tensors W and counts"),
+    ("extra-tensor", _extra, "expected tensors W, counts, words"),
+    ("missing-counts", lambda t, m: t.pop("counts"), "expected tensors W, counts, words"),
+    ("missing-words", lambda t, m: t.pop("words"), "expected tensors W, counts, words"),
+    ("words-not-bytes", _tensor("words", lambda w: w.long()), "not a 1-D uint8"),
+    ("words-not-utf8", _words(b"\xff\xfe\n"), "not valid UTF-8"),
+    ("words-unsorted", _words("βα\nαβ\n".encode()), "not sorted and distinct"),
+    ("words-repeated", _words("αβ\nαβ\n".encode()), "not sorted and distinct"),
+    ("words-empty-line", _words("\nαβ\n".encode()), "empty word"),
+    ("words-with-marker", _words("α.β\n".encode()), "'.'"),
+    ("words-no-final-newline", _words("αβ".encode()), "newline"),
+    ("words-not-the-alphabet", _words("αβ\n".encode()), "symbols are not the alphabet"),
+    ("legacy-with-words", _set_meta("format", "civil-words/1"), "expected tensors W, counts"),
+    ("unknown-method", _config(method="bayes"), "unknown method"),
+    ("counts-without-smoothing", _config(method="counts"), "bad values for the counts"),
+    ("negative-holdout", _config(holdout=-0.5), "bad values"),
+    ("holdout-without-figures", _config(holdout=0.2), "does not match the config's hold-out"),
     ("altered-W", _altered, "version does not match"),
     ("alphabet-shorter-than-W", _alphabet_short, "wrong shape"),
     ("alphabet-unsorted", _alphabet_unsorted, "sorted, distinct"),
@@ -224,3 +266,21 @@ def test_pickle_is_never_executed(tmp_path):
     with pytest.raises(ModelFileError):
         load_model(bad)
     assert not marker.exists()
+
+
+def test_loads_a_format_1_file():
+    """A file written before word lists were stored (the model shipped until then) still loads:
+    a neural model with no word list, its config in today's shape."""
+    m = load_model(LEGACY_MODEL)
+    assert m.words is None and m.heldout is None and m.method == "neural"
+    assert m.version == "22374489e7b2" == content_version(m.W, m.counts, m.alphabet)
+    assert m.config == {
+        "method": "neural",
+        "steps": 600,
+        "lr": 50.0,
+        "reg": 0.01,
+        "seed": 2147483647,
+        "smoothing": None,
+        "holdout": 0.0,
+        "split_seed": None,
+    }

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 EOS = "."  # start/end marker, always index 0
 DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
-DEFAULT_MAX_WORD_LEN = 256  # sampling cuts a word at this many symbols (see `sample_words`)
+DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols (`Sampler`)
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,36 @@ def probability_table(W: torch.Tensor) -> torch.Tensor:
     return torch.cat(rows)
 
 
+def counts_table(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """P (V, V) float32 of the counting model, as the course's counting loop computes it:
+    `P = (N + K).float(); P /= P.sum(1, keepdims=True)`. An integral K is added as an integer,
+    as the course's `N + 1`."""
+    K = int(smoothing) if float(smoothing).is_integer() else float(smoothing)
+    P = (counts + K).float()
+    P /= P.sum(1, keepdims=True)
+    return P
+
+
+def probabilities(
+    W: torch.Tensor, counts: torch.Tensor, method: str = "neural", smoothing: float | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The model's next-symbol probabilities, two ways (rows: previous symbol, columns: next):
+
+    - P (V, V) float32, the table the reference loop samples from, bit for bit: the notebook's
+      softmax of W for the neural method, the counting loop's normalised `N + K` for counts;
+    - logP (V, V) float64, the same distribution's natural logs, for scores and conditioning:
+      `log_softmax(W)` for the neural method, `log((N + K) / row sum)` for counts.
+    """
+    if method == "neural":
+        return probability_table(W), torch.log_softmax(W.double(), 1).numpy()
+    if method == "counts":
+        if smoothing is None or not smoothing > 0:
+            raise ValueError("the counting model needs a smoothing K > 0")
+        C = counts.numpy().astype(np.float64) + smoothing
+        return counts_table(counts, smoothing), np.log(C / C.sum(axis=1, keepdims=True))
+    raise ValueError(f"unknown method {method!r}")
+
+
 def expected_length(P: torch.Tensor) -> float:
     """Expected number of symbols drawn per word (trailing `.` included), from P (V, V).
 
@@ -230,7 +260,7 @@ CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: boun
 
 
 class Sampler:
-    """Draws the notebook's words from W, fast.
+    """Draws the reference loop's words from its table P (the notebook's for W), fast.
 
     `torch.multinomial(p, 1)` on the CPU is `argmax(p / q)` where `q` holds one float32
     `exponential_` draw per symbol from the generator. Drawing those values for many characters
@@ -240,19 +270,21 @@ class Sampler:
     word length) and made in chunks of at most `CHUNK_DRAWS` values.
     """
 
-    def __init__(self, W: torch.Tensor, alphabet: Sequence[str]):
+    def __init__(self, P: torch.Tensor, alphabet: Sequence[str]):
+        """`P` (V, V) float32: row ix is the `p` the reference loop draws from after ix (see
+        `probabilities`)."""
         self.alphabet = tuple(alphabet)
         self.stoi = {c: i for i, c in enumerate(self.alphabet)}
-        self.P = probability_table(W)  # (V, V) float32, the notebook's p for each row
+        self.P = P
         self._rows = list(self.P.numpy())  # row views: indexing a list is the cheapest step
         self.mean_steps = expected_length(self.P)
         self._max_rows = max(16, CHUNK_DRAWS // len(self.alphabet))
 
     @torch.inference_mode()
-    def sample(self, n: int, seed: int, max_len: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
+    def sample(self, n: int, seed: int, cut_at: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
         """`n` words from a fresh `Generator().manual_seed(seed)`, without the trailing `.`.
 
-        A word that reaches `max_len` symbols without `.` is cut there and the next word starts;
+        A word that reaches `cut_at` symbols without `.` is cut there and the next word starts;
         only then can the output differ from the notebook's loop (which would not stop).
         """
         V = len(self.alphabet)
@@ -274,7 +306,7 @@ class Sampler:
             t += 1
             if ix != 0:
                 out.append(alphabet[ix])
-                if len(out) < max_len:
+                if len(out) < cut_at:
                     continue
                 ix = 0  # cut: the next word starts afresh
             words.append("".join(out))

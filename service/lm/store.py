@@ -1,11 +1,17 @@
 """The model file: one safetensors file holding W, the bigram counts and all that describes them.
 
-Tensors: `W` (float32, V x V) and `counts` (int64, V x V). Metadata (safetensors keeps str -> str):
-`format`, `alphabet` (JSON list, index order, `.` first), `config` (JSON training settings),
-`loss_first`, `loss_last` (the notebook's first and last printed losses), `loss_curve` (JSON
-list of [step, loss] pairs, a coarse curve), `loss`/`nll`/`examples` (of the stored W on its
-corpus), `corpus_sha256`, `corpus_bytes`, `corpus_words`, `version` (derived from W, counts and
-alphabet), `created`, `torch_version`.
+Tensors: `W` (float32, V x V), `counts` (int64, V x V), and, in format 2, `words` and optionally
+`heldout` (uint8: the UTF-8 of the distinct training words, resp. held-out words, sorted, one per
+line). Metadata (safetensors keeps str -> str): `format`, `alphabet` (JSON list, index order, `.`
+first), `config` (JSON training settings: method, its parameters, hold-out split), `loss_first`,
+`loss_last` (the notebook's first and last printed losses), `loss_curve` (JSON list of
+[step, loss] pairs, a coarse curve), `loss`/`nll`/`examples` (of the stored W on its corpus),
+`holdout` (the held-out words' figures, or null), `corpus_sha256`, `corpus_bytes`,
+`corpus_words`, `version` (derived from the tensors and the alphabet), `created`,
+`torch_version`.
+
+Files of format 1 (written before word lists were stored: W and counts only, a neural model with
+`config` {steps, lr, reg, seed}) still load; their `words` is None.
 
 safetensors holds no code, so nothing in a file runs on load; every other check is made here and
 a file that fails one is refused with a `ModelFileError` that names the file and the reason.
@@ -14,10 +20,12 @@ a file that fails one is refused with a `ModelFileError` that names the file and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +34,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-FORMAT = "civil-words/1"
+FORMAT = "civil-words/2"
+LEGACY_FORMAT = "civil-words/1"  # W and counts only, no word list; still loaded
 MAX_HEADER_BYTES = 1 << 20  # our headers are a few KiB; refuse to parse anything huge
 MAX_SYMBOLS = 4096  # bounds V, and so the (V, V) tensors a file may ask us to allocate
 REQUIRED_META = (
@@ -44,6 +53,10 @@ REQUIRED_META = (
     "corpus_bytes",
     "corpus_words",
 )
+METHODS = ("neural", "counts")
+CONFIG_KEYS = {"method", "steps", "lr", "reg", "seed", "smoothing", "holdout", "split_seed"}
+NEURAL_KEYS = ("steps", "lr", "reg", "seed")  # the neural method's parameters (None for counts)
+MAX_SEED = 2**63 - 1
 
 
 class ModelFileError(Exception):
@@ -64,18 +77,50 @@ class ModelFile:
     counts: torch.Tensor  # (V, V) int64
     alphabet: tuple[str, ...]  # index order, "." first
     metadata: dict[str, object] = field(default_factory=dict)  # decoded metadata
+    # The distinct training words, sorted; None in a format-1 file, which has no word list.
+    words: tuple[str, ...] | None = None
+    # The distinct held-out words, sorted; None when nothing was held out.
+    heldout: tuple[str, ...] | None = None
 
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
 
+    @property
+    def config(self) -> dict[str, object]:
+        """Training settings in format 2's shape (a format-1 file's are converted on load)."""
+        return self.metadata["config"]  # type: ignore[return-value]
 
-def content_version(W: torch.Tensor, counts: torch.Tensor, alphabet: tuple[str, ...]) -> str:
-    """A short hash of what defines the model: its alphabet, W and counts."""
+    @property
+    def method(self) -> str:
+        return str(self.config["method"])
+
+
+def encode_words(words: Sequence[str]) -> torch.Tensor:
+    """A word list as a uint8 tensor: the UTF-8 of the words, one per line."""
+    data = "".join(w + "\n" for w in words).encode("utf-8")
+    return (
+        torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        if data
+        else torch.empty(0, dtype=torch.uint8)
+    )
+
+
+def content_version(
+    W: torch.Tensor,
+    counts: torch.Tensor,
+    alphabet: tuple[str, ...],
+    word_lists: dict[str, torch.Tensor] | None = None,
+) -> str:
+    """A short hash of what defines the model: its alphabet, W, counts and stored word lists."""
     h = hashlib.sha256()
     h.update(json.dumps(list(alphabet), ensure_ascii=False).encode("utf-8"))
     h.update(W.contiguous().numpy().astype("<f4").tobytes())
     h.update(counts.contiguous().numpy().astype("<i8").tobytes())
+    for name, data in sorted((word_lists or {}).items()):
+        # Length-prefixed: moving a word from one list to the other changes the hash.
+        h.update(f"{name}:{data.numel()}:".encode())
+        h.update(data.contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
 
 
@@ -85,14 +130,21 @@ def save_model(
     counts: torch.Tensor,
     alphabet: tuple[str, ...],
     metadata: dict[str, object],
+    words: Iterable[str],
+    heldout: Iterable[str] = (),
 ) -> str:
     """Write a model file atomically; returns its version. `metadata` values are JSON-encoded
-    unless they are already strings."""
+    unless they are already strings. `words` (the training words) and `heldout` (the held-out
+    words, if any) are stored as sorted distinct lists."""
     meta = {
         k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
         for k, v in metadata.items()
     }
-    version = content_version(W, counts, alphabet)
+    word_lists = {"words": encode_words(sorted(set(words)))}
+    heldout = sorted(set(heldout))
+    if heldout:
+        word_lists["heldout"] = encode_words(heldout)
+    version = content_version(W, counts, alphabet, word_lists)
     meta.update(
         format=FORMAT,
         alphabet=json.dumps(list(alphabet), ensure_ascii=False),
@@ -101,9 +153,8 @@ def save_model(
     )
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(
-        {"W": W.float().contiguous(), "counts": counts.long().contiguous()}, str(tmp), metadata=meta
-    )
+    tensors = {"W": W.float().contiguous(), "counts": counts.long().contiguous(), **word_lists}
+    save_file(tensors, str(tmp), metadata=meta)
     os.chmod(tmp, 0o644)  # a model is data to share: readable by the service's own user
     os.replace(tmp, path)
     return version
@@ -156,9 +207,16 @@ def load_model(path: str | os.PathLike) -> ModelFile:
         with safe_open(path, framework="numpy") as f:
             raw_meta = f.metadata() or {}
             keys = set(f.keys())
-            if keys != {"W", "counts"}:
-                raise ModelFileError(path, f"expected tensors W and counts, found {sorted(keys)}")
-            arrays = {k: f.get_tensor(k) for k in ("W", "counts")}
+            legacy = raw_meta.get("format") == LEGACY_FORMAT
+            expected = {"W", "counts"} if legacy else {"W", "counts", "words"}
+            if not expected <= keys <= expected | {"heldout"} or (legacy and keys != expected):
+                raise ModelFileError(
+                    path,
+                    f"expected tensors {', '.join(sorted(expected))}"
+                    + ("" if legacy else " (and optionally heldout)")
+                    + f", found {', '.join(sorted(keys)) or 'none'}",
+                )
+            arrays = {k: f.get_tensor(k) for k in keys}
     except SafetensorError as e:
         raise ModelFileError(path, f"not a valid safetensors file ({e})") from None
     except OSError as e:
@@ -167,8 +225,11 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     missing = [k for k in REQUIRED_META if k not in raw_meta]
     if missing:
         raise ModelFileError(path, f"metadata is missing {', '.join(missing)}")
-    if raw_meta["format"] != FORMAT:
-        raise ModelFileError(path, f"unknown format {raw_meta['format']!r} (expected {FORMAT!r})")
+    if raw_meta["format"] not in (FORMAT, LEGACY_FORMAT):
+        raise ModelFileError(
+            path,
+            f"unknown format {raw_meta['format']!r} (expected {FORMAT!r} or {LEGACY_FORMAT!r})",
+        )
     meta: dict[str, object] = {}
     for k, v in raw_meta.items():
         try:
@@ -200,10 +261,45 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     if (counts < 0).any() or counts.sum() <= 0:
         raise ModelFileError(path, "counts are negative or all zero")
     Wt, Ct = torch.from_numpy(W.copy()), torch.from_numpy(counts.copy())
-    if content_version(Wt, Ct, alphabet) != raw_meta["version"]:
+    word_lists = {}
+    for name in ("words", "heldout"):
+        if name in arrays:
+            a = arrays[name]
+            if a.dtype != np.uint8 or a.ndim != 1:
+                raise ModelFileError(path, f"{name} is not a 1-D uint8 tensor (UTF-8 text)")
+            word_lists[name] = torch.from_numpy(a.copy())
+    if content_version(Wt, Ct, alphabet, word_lists) != raw_meta["version"]:
         raise ModelFileError(path, "version does not match the content (the file was altered)")
-    _check_metadata(path, meta)
-    return ModelFile(path=path, W=Wt, counts=Ct, alphabet=alphabet, metadata=meta)
+    _check_metadata(path, meta, legacy)
+    words = heldout = None
+    if "words" in word_lists:
+        words = _decode_words(path, "words", word_lists["words"])
+        if set("".join(words)) != set(alphabet[1:]):
+            raise ModelFileError(path, "the training words' symbols are not the alphabet")
+    if "heldout" in word_lists:
+        heldout = _decode_words(path, "heldout", word_lists["heldout"])
+    return ModelFile(
+        path=path, W=Wt, counts=Ct, alphabet=alphabet, metadata=meta, words=words, heldout=heldout
+    )
+
+
+def _decode_words(path: str, name: str, data: torch.Tensor) -> tuple[str, ...]:
+    """A stored word list: UTF-8, one word per line, sorted and distinct, no marker or space."""
+    try:
+        text = data.numpy().tobytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelFileError(path, f"{name} is not valid UTF-8 (byte {e.start})") from None
+    if not text.endswith("\n"):
+        raise ModelFileError(path, f"{name} is empty or does not end with a newline")
+    words = text[:-1].split("\n")
+    for w in words:
+        if not w or "." in w or any(c.isspace() or not c.isprintable() for c in w):
+            raise ModelFileError(
+                path, f"{name} holds an empty word, '.', whitespace or a control character"
+            )
+    if any(a >= b for a, b in itertools.pairwise(words)):
+        raise ModelFileError(path, f"{name} is not sorted and distinct")
+    return tuple(words)
 
 
 def _is_number(v: object) -> bool:
@@ -214,8 +310,10 @@ def _is_count(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _check_metadata(path: str, meta: dict[str, object]) -> None:
-    """The metadata's types, so that every reader (CLI, service) can use it as it is."""
+def _check_metadata(path: str, meta: dict[str, object], legacy: bool) -> None:
+    """The metadata's types, so that every reader (CLI, service) can use it as it is.
+
+    A format-1 file's `config` is converted to format 2's shape in `meta`."""
     for k in ("loss", "nll", "loss_first", "loss_last"):
         if not _is_number(meta[k]):
             raise ModelFileError(path, f"metadata {k!r} is not a finite number")
@@ -225,16 +323,22 @@ def _check_metadata(path: str, meta: dict[str, object]) -> None:
     sha = meta["corpus_sha256"]
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
         raise ModelFileError(path, "metadata 'corpus_sha256' is not a sha256 hex digest")
-    config = meta["config"]
+    meta["config"] = _check_config(path, meta["config"], legacy)
+    holdout = meta.get("holdout")
     if not (
-        isinstance(config, dict)
-        and set(config) == {"steps", "lr", "reg", "seed"}
-        and _is_count(config["steps"])
-        and _is_count(config["seed"])
-        and _is_number(config["lr"])
-        and _is_number(config["reg"])
+        holdout is None
+        or (
+            isinstance(holdout, dict)
+            and set(holdout) == {"nll", "examples", "words", "skipped"}
+            and (holdout["nll"] is None or _is_number(holdout["nll"]))
+            and all(_is_count(holdout[k]) for k in ("examples", "words", "skipped"))
+        )
     ):
-        raise ModelFileError(path, "metadata 'config' is not {steps, lr, reg, seed}")
+        raise ModelFileError(
+            path, "metadata 'holdout' is not null or {nll, examples, words, skipped}"
+        )
+    if (holdout is None) != (meta["config"]["holdout"] == 0):
+        raise ModelFileError(path, "metadata 'holdout' does not match the config's hold-out")
     curve = meta["loss_curve"]
     if not (
         isinstance(curve, list)
@@ -244,3 +348,37 @@ def _check_metadata(path: str, meta: dict[str, object]) -> None:
         )
     ):
         raise ModelFileError(path, "metadata 'loss_curve' is not a list of [step, loss] pairs")
+
+
+def _check_config(path: str, config: object, legacy: bool) -> dict[str, object]:
+    if legacy:
+        if not (isinstance(config, dict) and set(config) == set(NEURAL_KEYS)):
+            raise ModelFileError(path, "metadata 'config' is not {steps, lr, reg, seed}")
+        config = {"method": "neural", **config, "smoothing": None, "holdout": 0.0}
+        config["split_seed"] = None
+    if not (isinstance(config, dict) and set(config) == CONFIG_KEYS):
+        raise ModelFileError(path, f"metadata 'config' is not {{{', '.join(sorted(CONFIG_KEYS))}}}")
+    method = config["method"]
+    if method == "neural":
+        ok = (
+            _is_count(config["steps"])
+            and _is_number(config["lr"])
+            and _is_number(config["reg"])
+            and _is_count(config["seed"])
+            and config["seed"] <= MAX_SEED
+            and config["smoothing"] is None
+        )
+    elif method == "counts":
+        ok = (
+            all(config[k] is None for k in NEURAL_KEYS)
+            and _is_number(config["smoothing"])
+            and config["smoothing"] > 0
+        )
+    else:
+        raise ModelFileError(path, f"metadata 'config': unknown method {method!r}")
+    holdout, split_seed = config["holdout"], config["split_seed"]
+    ok = ok and _is_number(holdout) and 0 <= holdout < 1
+    ok = ok and (split_seed is None or (_is_count(split_seed) and split_seed <= MAX_SEED))
+    if not ok:
+        raise ModelFileError(path, f"metadata 'config' has bad values for the {method} method")
+    return config

@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.lm.corpus import WordList
-from service.lm.model import TrainConfig, build_alphabet, count_bigrams, encode, model_loss, train
+from service.lm.model import (
+    DEFAULT_SEED,
+    TrainConfig,
+    build_alphabet,
+    count_bigrams,
+    encode,
+    model_loss,
+    train,
+)
 from service.lm.store import save_model
 
 CURVE_POINTS = 60  # about this many [step, loss] pairs kept in the file's loss curve
@@ -52,7 +60,13 @@ def train_to_file(
     seconds = time.perf_counter() - start
     examples = int(counts.sum())
     metadata = {
-        "config": asdict(config),
+        "config": {
+            "method": "neural",
+            **asdict(config),
+            "smoothing": None,
+            "holdout": 0.0,
+            "split_seed": DEFAULT_SEED,
+        },
         "loss_first": history[0] if history else loss,
         "loss_last": history[-1] if history else loss,
         "loss_curve": loss_curve(history),
@@ -62,9 +76,10 @@ def train_to_file(
         "corpus_sha256": words.sha256,
         "corpus_bytes": words.size,
         "corpus_words": len(words.words),
+        "holdout": None,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    version = save_model(out, W, counts, alphabet, metadata)
+    version = save_model(out, W, counts, alphabet, metadata, words=words.words)
     return TrainResult(
         version=version,
         examples=examples,

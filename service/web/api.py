@@ -26,8 +26,8 @@ OPS_TAG = Tag(name="operations", description="Health, readiness and metrics")
 BAD_REQUEST = {400: problem_schema_ref()}
 
 
-def _json(model) -> Response:
-    return Response(model.model_dump_json(exclude_none=True), mimetype="application/json")
+def _json(model, exclude_none: bool = True) -> Response:
+    return Response(model.model_dump_json(exclude_none=exclude_none), mimetype="application/json")
 
 
 def served() -> ServedModel:
@@ -77,7 +77,7 @@ def create_api(settings: Settings, alphabet: tuple[str, ...]) -> APIBlueprint:
     @api.get("/model", tags=[MODEL_TAG], responses={200: ModelInfo}, summary="Model metadata")
     def model():
         """Version, alphabet, shape, training settings, corpus checksum and losses."""
-        return _json(served().info)
+        return _json(served().info, exclude_none=False)  # every key, null where not applicable
 
     @api.get(
         "/matrix", tags=[MODEL_TAG], responses={200: MatrixResponse}, summary="Probability matrix"

@@ -117,6 +117,9 @@ class LossResponse(BaseModel):
     loss: float = Field(description="the notebook's loss of the served W: mean NLL + reg mean(W^2)")
     nll: float = Field(description="mean negative log-likelihood over the training examples")
     examples: int = Field(description="number of training examples (bigrams)")
+    holdout: HoldoutInfo | None = Field(
+        None, description="the held-out words' figures, when the model was trained with a hold-out"
+    )
 
 
 class Status(BaseModel):
@@ -125,10 +128,26 @@ class Status(BaseModel):
 
 
 class TrainingConfig(BaseModel):
-    steps: int
-    lr: float
-    reg: float
-    seed: int
+    method: str = Field(description="'neural' (the notebook's network) or 'counts' (counting)")
+    steps: int | None = Field(description="gradient descent steps (neural; null for counts)")
+    lr: float | None = Field(description="learning rate (neural; null for counts)")
+    reg: float | None = Field(description="weight of the mean(W^2) term (neural; null for counts)")
+    seed: int | None = Field(description="seed of the initial W (neural; null for counts)")
+    smoothing: float | None = Field(description="K added to every count (counts; null for neural)")
+    holdout: float = Field(description="fraction of the word list held out from training")
+    split_seed: int | None = Field(description="seed of the hold-out split")
+
+
+class HoldoutInfo(BaseModel):
+    nll: float | None = Field(description="mean NLL of the held-out words' bigrams (null if none)")
+    examples: int = Field(description="bigrams of the held-out words that were scored")
+    words: int = Field(description="held-out words scored")
+    skipped: int = Field(description="held-out words skipped: a symbol outside the alphabet")
+
+
+class WordListInfo(BaseModel):
+    words: int = Field(description="distinct training words stored in the model file")
+    heldout: int = Field(description="distinct held-out words stored in the model file")
 
 
 class CorpusInfo(BaseModel):
@@ -153,6 +172,11 @@ class ModelInfo(BaseModel):
     examples: int
     corpus: CorpusInfo
     loss: LossInfo
+    holdout: HoldoutInfo | None = Field(None, description="held-out figures, if any")
+    word_list: WordListInfo | None = Field(
+        description="the word lists the file carries (for `novel` and `in_corpus`); null in "
+        "files written before word lists were stored"
+    )
     created: str | None = None
     torch_version: str | None = None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from service.lm.model import Sampler, model_loss
+from service.lm.model import Sampler, model_loss, probabilities
 from service.lm.store import ModelFile, load_model
 from service.web.schemas import (
     CorpusInfo,
@@ -19,6 +19,7 @@ from service.web.schemas import (
     ModelInfo,
     ProbResponse,
     TrainingConfig,
+    WordListInfo,
 )
 
 
@@ -42,15 +43,16 @@ class ServedModel:
     def load(cls, path: str | Path) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
-        meta = f.metadata
-        sampler = Sampler(f.W, f.alphabet)
-        loss, nll = model_loss(f.W, f.counts, float(meta["config"]["reg"]))
+        meta, config = f.metadata, f.config
+        P, _ = probabilities(f.W, f.counts, f.method, config["smoothing"])
+        sampler = Sampler(P, f.alphabet)
+        loss, nll = model_loss(f.W, f.counts, float(config["reg"] or 0.0))
         V = len(f.alphabet)
         info = ModelInfo(
             version=f.version,
             alphabet=list(f.alphabet),
             shape=(V, V),
-            config=TrainingConfig(**meta["config"]),
+            config=TrainingConfig(**config),
             examples=int(f.counts.sum()),
             corpus=CorpusInfo(
                 sha256=meta["corpus_sha256"], bytes=meta["corpus_bytes"], words=meta["corpus_words"]
@@ -62,13 +64,19 @@ class ServedModel:
                 nll=nll,
                 curve=meta["loss_curve"],
             ),
+            holdout=meta.get("holdout"),
+            word_list=None
+            if f.words is None
+            else WordListInfo(words=len(f.words), heldout=len(f.heldout or ())),
             created=meta.get("created"),
             torch_version=meta.get("torch_version"),
         )
         return cls(
             file=f,
             sampler=sampler,
-            loss=LossResponse(loss=loss, nll=nll, examples=info.examples),
+            loss=LossResponse(
+                loss=loss, nll=nll, examples=info.examples, holdout=meta.get("holdout")
+            ),
             info=info,
             matrix=MatrixResponse(
                 model=f.version, alphabet=list(f.alphabet), probs=sampler.P.tolist()
