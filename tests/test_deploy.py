@@ -263,11 +263,14 @@ def kustomization_dirs() -> list[Path]:
 
 
 def manifest_files() -> list[Path]:
-    """Whole objects: every YAML under deploy/ except kustomizations and patches."""
+    """Whole objects: every YAML under deploy/ except kustomizations and patches, and the
+    Prometheus operator's custom resources (tests/test_monitoring.py)."""
     return sorted(
         p
         for p in DEPLOY.rglob("*.yaml")
-        if p.name != "kustomization.yaml" and not p.name.endswith(".patch.yaml")
+        if p.name != "kustomization.yaml"
+        and not p.name.endswith(".patch.yaml")
+        and DEPLOY / "monitoring" not in p.parents
     )
 
 
