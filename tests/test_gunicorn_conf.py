@@ -5,16 +5,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, SHIPPED_MODEL
 from tests.server import Server, free_port, wait_ready
+from tests.test_faults import kill_and_wait
 
 pytestmark = pytest.mark.server
 
@@ -58,13 +57,7 @@ def test_direct_gunicorn_survives_a_worker_death_and_sums_metrics(bare_gunicorn)
     before = requests_counted(server, "/healthz")
     assert before >= 20
     victim = server.worker_pids()[0]
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = server.worker_pids()
-        if len(pids) == 2 and victim not in pids:
-            break
-        time.sleep(0.1)
+    kill_and_wait(server, victim)
     assert server.proc.poll() is None, f"the master died:\n{server.output()}"
     assert "TypeError" not in server.output()
     assert victim not in server.worker_pids() and len(server.worker_pids()) == 2

@@ -11,9 +11,7 @@ must find nothing to say about /metrics. Without prometheus or promtool these te
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import requests
 from service.web.metrics import LATENCY_BUCKETS
 from tests.conftest import ROOT, SHIPPED_MODEL
 from tests.server import Server, free_port, start_server
+from tests.test_faults import kill_and_wait
 
 pytestmark = pytest.mark.server
 
@@ -150,18 +149,6 @@ def send(server: Server, path: str, status: str, count: int) -> None:
         assert r.status_code == int(status), (path, r.status_code)
 
 
-def kill_a_worker(server: Server) -> None:
-    victim = server.worker_pids()[0]
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = server.worker_pids()
-        if len(pids) == 2 and victim not in pids:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"gunicorn did not replace worker {victim}:\n{server.output()}")
-
-
 def test_promtool_finds_nothing_to_say_about_metrics(server):
     for (path, _, status), _ in TRAFFIC.items():
         send(server, path, status, 1)
@@ -184,7 +171,7 @@ def test_prometheus_counts_what_was_sent(server, prometheus):
     half = len(items) // 2
     for (path, _, status), count in items[:half]:
         send(server, path, status, count)
-    kill_a_worker(server)
+    kill_and_wait(server, server.worker_pids()[0])
     for (path, _, status), count in items[half:]:
         send(server, path, status, count)
     end = prometheus.scrape_after(time.time())
