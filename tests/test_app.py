@@ -170,7 +170,9 @@ def test_unknown_parameters_are_answered_as_documented(client):
     doc = client.get("/openapi.json").json
     valid = {"/prob": {"bigram": "es"}}
     for path, item in doc["paths"].items():
-        op = item["get"]
+        op = item.get("get")
+        if op is None:
+            continue
         r = client.get(path, query_string={**valid.get(path, {}), "zz_unknown": "1"})
         if op.get("parameters"):
             assert r.status_code == 400, path
