@@ -7,7 +7,12 @@ MODEL  := model_store/civil-words.safetensors
 # The test extras (and so the venv) are rebuilt when pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test model lint fmt bench bench-smoke browser-deps clean
+# The image is built with podman (or docker: ENGINE=docker); podman on our Debian VMs needs the
+# settings in deploy/image/containers.conf (runc, open-file limits), given here, not in /etc.
+export CONTAINERS_CONF ?= $(CURDIR)/deploy/image/containers.conf
+
+.PHONY: install serve test model lint fmt bench bench-smoke browser-deps image-deps image \
+	image-test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +24,9 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/civil-words serve
 
-test: $(STAMP) browser-deps
+# The whole suite, the image's tests (tests/test_image.py: build, run, stop) and the real
+# Prometheus's (tests/test_prometheus.py) included.
+test: $(STAMP) browser-deps image-deps
 	$(BIN)/python -m pytest
 
 # Debian's Chromium for the browser test (Playwright's own browser download cannot work here).
@@ -30,17 +37,38 @@ browser-deps:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
+# Debian's podman, runc and mmdebstrap build and run the image (mmdebstrap makes the base image
+# where it cannot be pulled); Debian's prometheus brings the server and promtool for the
+# monitoring tests. Installed only when missing and apt-get is there (a Docker laptop skips it).
+IMAGE_TOOLS := podman:podman runc:runc mmdebstrap:mmdebstrap prometheus:prometheus promtool:prometheus
+image-deps:
+	@missing=""; for t in $(IMAGE_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's$$missing for the image and monitoring tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) \
+	    buildah uidmap slirp4netns fuse-overlayfs >/dev/null; fi
+
+# The production image, civil-words:<version> (deploy/image/build.sh: podman or docker).
+image: image-deps
+	deploy/image/build.sh
+
+# Builds the image (cached: seconds) and runs it as a cluster would: tests/test_image.py.
+image-test: $(STAMP) image-deps
+	$(BIN)/python -m pytest tests/test_image.py
+
 model: $(STAMP)
 	$(BIN)/civil-words train --words $(SHARED)/data/civil_mots.txt --out $(MODEL)
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tests bench deploy
+	$(BIN)/ruff format --check service tests bench deploy
 	PATH="$(abspath $(BIN)):$$PATH" deploy/lint.sh
 
 fmt: $(STAMP)
-	$(BIN)/ruff format service tests bench
-	$(BIN)/ruff check --fix service tests bench
+	$(BIN)/ruff format service tests bench deploy
+	$(BIN)/ruff check --fix service tests bench deploy
 
 # All benchmarks, one table (minutes); the smoke run (seconds) is part of `make test`.
 bench: $(STAMP) browser-deps

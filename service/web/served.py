@@ -20,6 +20,7 @@ from service.web.schemas import (
     ProbResponse,
     TrainingConfig,
     WordListInfo,
+    bigram_regex,
 )
 
 
@@ -84,15 +85,13 @@ class ServedModel:
         )
 
     def prob(self, bigram: str) -> ProbResponse:
-        """P(next | previous) for a two-symbol string, compared after NFC normalisation."""
-        bigram = unicodedata.normalize("NFC", bigram)
-        if len(bigram) != 2:
-            raise UnknownSymbol(f"must be exactly two symbols, got {len(bigram)}")
+        """P(next | previous) for two symbols, each written precomposed or decomposed (the
+        pattern in the OpenAPI document, `bigram_regex`); the answer names them in NFC."""
         stoi = self.sampler.stoi
-        missing = [c for c in bigram if c not in stoi]
-        if missing:
-            shown = ", ".join(repr(c) for c in dict.fromkeys(missing))
-            raise UnknownSymbol(f"{shown} not in the model's alphabet")
+        match = bigram_regex(self.file.alphabet).fullmatch(bigram)
+        if match is None:
+            raise UnknownSymbol(self._why_not(bigram))
+        bigram = "".join(unicodedata.normalize("NFC", s) for s in match.groups())
         i, j = stoi[bigram[0]], stoi[bigram[1]]
         p = float(self.sampler.P[i, j])
         if p > 0:
@@ -100,3 +99,14 @@ class ServedModel:
         else:  # underflowed in float32: the log is still finite
             logprob = float(torch.log_softmax(self.file.W[i].double(), 0)[j])
         return ProbResponse(bigram=bigram, prob=p, logprob=logprob)
+
+    def _why_not(self, bigram: str) -> str:
+        """Why a bigram does not match the pattern, in words."""
+        nfc = unicodedata.normalize("NFC", bigram)
+        if len(nfc) != 2:
+            return f"must be exactly two symbols, got {len(nfc)}"
+        missing = [c for c in nfc if c not in self.sampler.stoi]
+        if missing:
+            shown = ", ".join(repr(c) for c in dict.fromkeys(missing))
+            return f"{shown} not in the model's alphabet"
+        return "not two symbols of the model's alphabet, each precomposed or decomposed"
