@@ -147,3 +147,18 @@ def test_the_server_answers_with_the_counting_table(trained, word_lists, tmp_pat
         assert loss["examples"] == int(m.counts.sum())
     finally:
         server.stop()
+
+
+def test_a_held_out_nll_of_nothing_is_null(tmp_path):
+    """A hold-out of round(F x n) = 0 words: /loss and /model say so, with a null nll."""
+    from service import create_app
+    from service.settings import Settings
+
+    words = tmp_path / "w.txt"
+    words.write_text("ab\nba\naab\n", encoding="utf-8")
+    path = tmp_path / "m.safetensors"
+    train_to_file(words, path, recipe=Recipe(method="counts", holdout=0.1))
+    client = create_app(Settings(model_path=path)).test_client()
+    nothing = {"nll": None, "examples": 0, "words": 0, "skipped": 0}
+    assert client.get("/loss").get_json()["holdout"] == nothing
+    assert client.get("/model").get_json()["holdout"] == nothing
