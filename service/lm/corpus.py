@@ -78,7 +78,7 @@ class Chunk:
 def word_of_pairs(ix: np.ndarray) -> np.ndarray:
     """(len(ix),) int64: for the bigram ending at each position of a chunk (the first one starts
     at the `.` before the chunk), the 0-based index of its word in the chunk. A word's bigrams
-    run from `.` -> its first symbol to its last symbol -> `.` (the "\n" that ends it)."""
+    run from `.` -> its first symbol to its last symbol -> `.` (the "\\n" that ends it)."""
     sep = ix == 0
     return np.cumsum(sep) - sep
 
@@ -90,7 +90,7 @@ class WordStream:
     (counted as `splitlines` counts them, 1-based): a missing or unreadable file, bytes that are
     not UTF-8, no words, an empty line, and a word holding whitespace, a control character or the
     `.` marker. The first problem in the file is the one reported. Memory stays bounded by
-    `chunk_bytes`, whatever the length of the file (a file with no "\n" at all is one chunk).
+    `chunk_bytes`, whatever the length of the file (a file with no "\\n" at all is one chunk).
     After a whole pass: `lines` (words), `size` (bytes) and `sha256` (of the bytes).
     """
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-EOS = "."  # start/end marker, always index 0
+from service.lm.corpus import EOS  # the start/end marker, always index 0
+
 DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
 DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols (`Sampler`)
 
