@@ -36,7 +36,7 @@ class Target:
 
     def __str__(self) -> str:
         sign = ">=" if self.higher else "<="
-        return f"{sign} {self.must:g}{self.unit} (aim {self.aim:g}{self.unit})"
+        return f"{sign} {self.must:.3g}{self.unit} (aim {self.aim:.3g}{self.unit})"
 
 
 @dataclass
@@ -66,7 +66,8 @@ class Result:
         if self.value is None:
             return "-"
         if self.target is not None and self.target.unit != "x":
-            return f"{self.value:.0f}{self.target.unit}"
+            digits = 0 if abs(self.value) >= 10 else 2
+            return f"{self.value:.{digits}f}{self.target.unit}"
         if self.value < 10:
             return f"{self.value:.2f}x"
         return f"{self.value:.1f}x" if self.value < 100 else f"{self.value:.0f}x"

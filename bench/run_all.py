@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/...`
 
-from bench import bench_http, bench_memory, bench_sample, bench_train
+from bench import bench_http, bench_memory, bench_sample, bench_scale, bench_train
 from bench.common import ExactnessError, Result, machine_facts, parse_args, print_table
 from bench.servers import start_hello, start_ours
 
@@ -20,6 +20,7 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
     results: list[Result] = []
     try:
         results += bench_train.run(smoke)
+        results += bench_scale.run(smoke)
         server, hello = start_ours(), start_hello()
         try:
             results += bench_sample.run(smoke, server)

@@ -1,8 +1,9 @@
-"""The `civil-words` command line: train, sample, corpus, serve."""
+"""The `civil-words` command line: train, eval, compare, sample, corpus, check, serve."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,19 @@ def _finite(lo: float):
     return parse
 
 
+def _seed_option(p: argparse.ArgumentParser, what: str) -> None:
+    from service.lm.model import DEFAULT_SEED
+
+    p.add_argument(
+        "--seed",
+        type=_int_in(0, MAX_SEED),
+        default=DEFAULT_SEED,
+        help=f"{what} (default {DEFAULT_SEED})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from service.lm.model import DEFAULT_MAX_WORD_LEN, TrainConfig
+    from service.lm.model import DEFAULT_MAX_WORD_LEN, DEFAULT_SEED, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -58,25 +70,55 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--steps",
         type=_int_in(0),
-        default=d.steps,
+        default=None,
         help=f"gradient descent steps (default {d.steps}; 0 keeps the initial W)",
     )
     t.add_argument(
-        "--lr", type=_finite(0.0), default=d.lr, help=f"learning rate (default {d.lr:g})"
+        "--lr", type=_finite(0.0), default=None, help=f"learning rate (default {d.lr:g})"
     )
     t.add_argument(
         "--reg",
         type=_finite(0.0),
-        default=d.reg,
+        default=None,
         help=f"weight of the mean(W**2) term (default {d.reg:g})",
     )
     t.add_argument(
         "--seed",
         type=_int_in(0, MAX_SEED),
-        default=d.seed,
+        default=None,
         help=f"seed of the initial W (default {d.seed})",
     )
+    t.add_argument(
+        "--method",
+        choices=("neural", "counts"),
+        default="neural",
+        help="'neural': the notebook's one-layer network (default); 'counts': the counting "
+        "model, P = (N + K) normalised per row",
+    )
+    t.add_argument(
+        "--smoothing",
+        type=_positive,
+        default=None,
+        metavar="K",
+        help="counts: K added to every bigram count, K > 0 (default 1)",
+    )
+    t.add_argument(
+        "--holdout",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="hold out round(F x words) words, 0 <= F < 1, and report the model's NLL on them "
+        "(default 0)",
+    )
+    t.add_argument(
+        "--split-seed",
+        type=_int_in(0, MAX_SEED),
+        default=DEFAULT_SEED,
+        metavar="S",
+        help=f"seed of the hold-out split (default {DEFAULT_SEED})",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(usage=t)
 
     s = sub.add_parser("sample", help="print words sampled from a model file")
     s.add_argument("--model", required=True, metavar="FILE", help="model file to sample from")
@@ -95,6 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_WORD_LEN})",
     )
 
+    e = sub.add_parser(
+        "eval",
+        help="a model's mean NLL and perplexity on a word list, or where its samples come from",
+    )
+    e.add_argument("--model", required=True, metavar="FILE", help="model file to evaluate")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--words",
+        metavar="FILE",
+        help="word list to score (UTF-8, one word per line; words with a symbol outside the "
+        "model's alphabet are skipped and counted)",
+    )
+    what.add_argument(
+        "--samples",
+        type=_int_in(1),
+        metavar="N",
+        help="sample N words and count how many are in the training list, held out, or new",
+    )
+    _seed_option(e, "sampling seed for --samples")
+    e.add_argument("--json", action="store_true", help="one JSON object instead of a sentence")
+
+    m = sub.add_parser(
+        "compare", help="compare two models of one alphabet: KL, max |P_A - P_B|, NLL, words"
+    )
+    m.add_argument("a", metavar="A", help="model file A (the KL and NLL use its training counts)")
+    m.add_argument("b", metavar="B", help="model file B")
+    m.add_argument("-n", type=_int_in(1), default=20, help="words compared (default 20)")
+    _seed_option(m, "sampling seed")
+    m.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+
     c = sub.add_parser("corpus", help="print the word list built from a raw text")
     c.add_argument("text", metavar="TEXT_FILE", help="raw text, as ../shared/data/code_civil.txt")
 
@@ -109,21 +181,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> float:
+    v = _finite(0.0)(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _finite(0.0)(text)
+    if not v < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a number with 0 <= F < 1")
+    return v
+
+
+NEURAL_OPTIONS = ("steps", "lr", "reg", "seed")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.lm.corpus import read_words
     from service.lm.model import TrainConfig
-    from service.lm.train import train_to_file
+    from service.lm.train import Recipe, train_to_file
 
-    words = read_words(args.words)
-    config = TrainConfig(steps=args.steps, lr=args.lr, reg=args.reg, seed=args.seed)
+    neural = {k: getattr(args, k) for k in NEURAL_OPTIONS if getattr(args, k) is not None}
+    if args.method == "counts" and neural:
+        given = ", ".join(f"--{k}" for k in neural)
+        raise UsageError(f"{given}: options of the neural method, not of --method counts")
+    if args.method == "neural" and args.smoothing is not None:
+        raise UsageError("--smoothing: an option of --method counts")
+    config = TrainConfig(**neural)
+    recipe = Recipe(
+        method=args.method,
+        smoothing=1.0 if args.smoothing is None else args.smoothing,
+        holdout=args.holdout,
+        split_seed=args.split_seed,
+    )
+    steps = config.steps if args.method == "neural" else 0
     bar = tqdm(
-        total=config.steps,
+        total=steps,
         desc="training",
         unit="step",
         file=sys.stderr,
-        disable=args.quiet,
+        disable=args.quiet or not steps,
         mininterval=0.1,
     )
 
@@ -133,12 +233,83 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     with bar:
-        r = train_to_file(words, args.out, config, on_step)
+        r = train_to_file(args.words, args.out, config, on_step, recipe)
+    if r.warning:
+        print(f"civil-words: warning: {r.warning}", file=sys.stderr)
+    what = (
+        f"loss {r.loss_first:.4f} -> {r.loss_last:.4f} in {config.steps} steps"
+        if r.method == "neural"
+        else f"counting model (K = {recipe.smoothing:g}), nll {r.nll:.4f}"
+    )
     print(
         f"{args.out}: version {r.version}, {r.examples} examples, {r.symbols} symbols, "
-        f"loss {r.loss_first:.4f} -> {r.loss_last:.4f} in {config.steps} steps, "
-        f"{r.seconds:.3f} s"
+        f"{what}, {r.seconds:.3f} s"
     )
+    if r.holdout is not None:
+        h = r.holdout
+        nll = "-" if h["nll"] is None else f"{h['nll']:.4f}"
+        print(
+            f"held out: {h['words']} words ({h['skipped']} skipped: a symbol outside the "
+            f"alphabet), {h['examples']} examples, nll {nll}"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from service.lm.measure import evaluate, sample_origins
+    from service.lm.store import load_model
+
+    m = load_model(args.model)
+    if args.words is not None:
+        e = evaluate(m, args.words)
+        if args.json:
+            print(json.dumps(dataclasses.asdict(e)))
+        else:
+            figures = (
+                "no word scored"
+                if e.nll is None
+                else (f"nll {e.nll:.4f}, perplexity {e.perplexity:.3f}")
+            )
+            print(
+                f"{args.words}: {figures}, {e.examples} examples, {e.words} words "
+                f"({e.skipped} skipped: a symbol outside the alphabet)"
+            )
+        return 0
+    o = sample_origins(m, args.samples, args.seed)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(o)))
+    else:
+        print(
+            f"{o.n} words sampled (seed {o.seed}): {o.training} in the training list, "
+            f"{o.heldout} held out, {o.new} new"
+        )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from service.lm.measure import compare
+    from service.lm.store import load_model
+
+    a, b = load_model(args.a), load_model(args.b)
+    c = compare(a, b, args.n, args.seed)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(c), ensure_ascii=False))
+        return 0
+    for name, m in (("A", a), ("B", b)):
+        k = m.config["smoothing"]
+        method = "neural" if m.method == "neural" else f"counts, K = {k:g}"
+        print(f"{name}: {m.path} ({method}, version {m.version})")
+    print(f"KL(P_A || P_B), mean over A's training bigrams: {c.kl:.6f} nats")
+    print(f"max |P_A - P_B|: {c.max_abs_diff:.6f}")
+    print(f"NLL on A's training bigrams: A {c.nll[0]:.4f}, B {c.nll[1]:.4f}")
+    print(f"first {c.n} words, seed {c.seed}: {c.agree} of {c.n} agree")
+    width = max(len(w) for w in c.words[0])
+    for i, (x, y) in enumerate(zip(*c.words, strict=True), 1):
+        print(f"{i:4}  {x.ljust(width)}  {'=' if x == y else '≠'}  {y}")
     return 0
 
 
@@ -186,6 +357,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "train": cmd_train,
+    "eval": cmd_eval,
+    "compare": cmd_compare,
     "sample": cmd_sample,
     "corpus": cmd_corpus,
     "check": cmd_check,
@@ -193,13 +366,21 @@ COMMANDS = {
 }
 
 
+class UsageError(Exception):
+    """Options that do not go together: a usage error (exit 2), as argparse's own."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from service.lm.measure import IncomparableModels
     from service.lm.store import ModelFileError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (WordListError, ModelFileError) as e:
+    except UsageError as e:
+        args.usage.error(str(e))  # the command's usage and the message; exits 2
+    except (WordListError, ModelFileError, IncomparableModels) as e:
         print(f"civil-words: error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:

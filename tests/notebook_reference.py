@@ -2,7 +2,8 @@
 
 This is the reference the project is checked against; it is not imported by the project.
 The three cells below are copied as they stand in the notebook (cells [40], [41], [42]), with
-only the indentation restored that the text dump lost. The one import the cells rely on from an
+only the indentation restored that the text dump lost. A fourth, the counting model the
+notebook refers to (not a cell of it), is written at the end of the file, and says so. The one import the cells rely on from an
 earlier cell of the notebook (cell [6], `import torch.nn.functional as F`) is stated first.
 
 `tests/reference.py` runs these cells with `exec`, redirecting `open('civil_mots.txt')` to any
@@ -94,6 +95,39 @@ for i in range(5):
         p = counts / counts.sum(1, keepdims=True) # probabilities for next character
         # ----------
 
+        ix = torch.multinomial(p, num_samples=1, replacement=True, generator=g).item()
+
+        out.append(itoc[ix])
+        if ix == 0:
+            break
+    print(''.join(out))
+"""
+
+# The counting model of the course's first part, which cell [42]'s comment `#p = P[ix]` refers
+# to. It is not among the notebook's cells (the seed holds the course's second part only): this
+# cell is written here in the notebook's own names (`words`, `ctoi`, `itoc`, `nb_chars` from
+# cell [40]) and style, as the course states the method: the bigram counts N, the smoothed and
+# normalised table `P = (N + 1).float(); P /= P.sum(1, keepdims=True)`, and cell [42]'s loop
+# with `p = P[ix]` in place of the network. `tests/reference.py` substitutes the smoothing K
+# for the 1, the seed and the number of words.
+CELL_COUNTING = """
+# Approche par comptage: la table des bigrammes
+N = torch.zeros((nb_chars, nb_chars), dtype=torch.int64)
+for w in words:
+    chs = ['.'] + list(w) + ['.']
+    for ch1, ch2 in zip(chs, chs[1:]):
+        N[ctoi[ch1], ctoi[ch2]] += 1
+
+P = (N + 1).float()
+P /= P.sum(1, keepdims=True)
+
+g = torch.Generator().manual_seed(2147483647)
+for i in range(5):
+
+    out = []
+    ix = 0
+    while True:
+        p = P[ix]
         ix = torch.multinomial(p, num_samples=1, replacement=True, generator=g).item()
 
         out.append(itoc[ix])

@@ -2,7 +2,8 @@
 
 The cells read `civil_mots.txt` from the working directory and print as they go; here
 `open('civil_mots.txt')` is pointed at the given file and `print` is captured, and the sampling
-cell gets its seed and word count substituted. The cells' code is otherwise run as it stands.
+cells get their seed and word count substituted (the counting cell its smoothing K too). The
+cells' code is otherwise run as it stands.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tests import notebook_reference as nb
 
 NOTEBOOK_SEED = "manual_seed(2147483647)"
 NOTEBOOK_COUNT = "for i in range(5):"
+COUNTING_K = "P = (N + 1).float()"
+COUNTING_LOOP = "g = torch.Generator()"  # where the counting cell's sampling starts
 
 
 @dataclass
@@ -30,14 +33,40 @@ class NotebookRun:
 
     def sample(self, n: int, seed: int) -> list[str]:
         """The words the sampling cell prints for `seed`, without the trailing '.'."""
-        cell = nb.CELL_SAMPLE
-        assert NOTEBOOK_SEED in cell and NOTEBOOK_COUNT in cell
-        cell = cell.replace(NOTEBOOK_SEED, f"manual_seed({seed})")
-        cell = cell.replace(NOTEBOOK_COUNT, f"for i in range({n}):")
-        out = _run(cell, self.namespace)
-        words = out.splitlines()
-        assert len(words) == n and all(w.endswith(".") for w in words)
-        return [w[:-1] for w in words]
+        return _sample(nb.CELL_SAMPLE, self.namespace, n, seed)
+
+
+def _sample(cell: str, namespace: dict, n: int, seed: int) -> list[str]:
+    assert NOTEBOOK_SEED in cell and NOTEBOOK_COUNT in cell
+    cell = cell.replace(NOTEBOOK_SEED, f"manual_seed({seed})")
+    cell = cell.replace(NOTEBOOK_COUNT, f"for i in range({n}):")
+    words = _run(cell, namespace).splitlines()
+    assert len(words) == n and all(w.endswith(".") for w in words)
+    return [w[:-1] for w in words]
+
+
+@dataclass
+class CountingRun:
+    """The counting cell's table on a word list, ready to sample."""
+
+    N: torch.Tensor  # (V, V) int64 bigram counts
+    P: torch.Tensor  # (V, V) float32, (N + K) normalised per row
+    namespace: dict
+
+    def sample(self, n: int, seed: int) -> list[str]:
+        """The words the counting loop prints for `seed`, without the trailing '.'."""
+        loop = COUNTING_LOOP + nb.CELL_COUNTING.split(COUNTING_LOOP, 1)[1]
+        return _sample(loop, self.namespace, n, seed)
+
+
+def run_counting(words_file: str | Path, smoothing: float = 1) -> CountingRun:
+    """Cell [40] (data, vocabulary) then the counting cell's table with smoothing K on
+    `words_file`; K is written into the cell as given (an int stays an int, as the course's 1)."""
+    ns = run_notebook(words_file, train=False).namespace
+    table = nb.CELL_COUNTING.split(COUNTING_LOOP, 1)[0]
+    assert COUNTING_K in table
+    _run(table.replace(COUNTING_K, f"P = (N + {smoothing!r}).float()"), ns)
+    return CountingRun(N=ns["N"].clone(), P=ns["P"].clone(), namespace=ns)
 
 
 def _run(code: str, namespace: dict) -> str:

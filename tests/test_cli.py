@@ -144,3 +144,18 @@ def test_console_script_is_installed():
     assert exe, "the civil-words console script is not installed beside this Python"
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "train" in r.stdout and "serve" in r.stdout
+
+
+def test_train_reports_a_chaotic_descent_on_a_large_list(tmp_path):
+    """The corpus twice over (600 x 131,450 x 41 = 3.2e9, over the fallback budget) with a step
+    too large (lr 200): the float32 and float64 descents part, the notebook's loop (minutes
+    here, hours on larger lists) is not run, and the float64 W is written with a warning."""
+    words = tmp_path / "twice.txt"
+    words.write_bytes(CORPUS.read_bytes() * 2)
+    model = tmp_path / "m.safetensors"
+    r = cli("train", "--words", str(words), "--out", str(model), "--lr", "200", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "civil-words: warning: the float32 and float64 descents part by" in r.stderr
+    descent = load_model(model).metadata["descent"]
+    assert descent["path"] == "float64 descent" and descent["float32_gap"] > 1e-5
+    assert descent["warning"] in r.stderr

@@ -78,6 +78,7 @@ def test_loss_is_the_notebooks(server, notebook, shipped):
     assert body["examples"] == 65725 == int(shipped.counts.sum())
     assert body["loss"] == pytest.approx(notebook_loss(notebook), abs=1e-5)
     assert 0 < body["nll"] < body["loss"]
+    assert body["holdout"] is None  # nothing was held out
 
 
 def test_model_metadata(server, shipped):

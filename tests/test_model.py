@@ -33,8 +33,8 @@ def ours(word_lists):
             alphabet = build_alphabet(words)
             xs, ys = encode(words, alphabet)
             counts = count_bigrams(xs, ys, len(alphabet))
-            W, history = train(xs, ys, len(alphabet))
-            cache[name] = (alphabet, counts, W, history)
+            t = train(counts, examples=lambda xs=xs, ys=ys: (xs, ys))
+            cache[name] = (alphabet, counts, t.W, t.history)
         return cache[name]
 
     return get
@@ -102,8 +102,10 @@ def test_notebook_corpus_figures(ours):
 def test_zero_steps_keeps_initial_W(ours):
     alphabet, _, _, _ = ours("tiny-ab")
     xs, ys = encode(["ab", "ba"], alphabet)
-    W, history = train(xs, ys, len(alphabet), TrainConfig(steps=0))
-    assert history == [] and torch.equal(W, init_weights(len(alphabet)))
+    counts = count_bigrams(xs, ys, len(alphabet))
+    for examples in (lambda: (xs, ys), None):  # the notebook's loop, and the descent
+        t = train(counts, TrainConfig(steps=0), examples=examples)
+        assert t.history == [] and torch.equal(t.W, init_weights(len(alphabet)))
 
 
 def test_model_loss_is_the_notebook_loss_of_W(ours, notebook_run):
@@ -126,3 +128,33 @@ def test_cut_at_cuts_a_word_that_never_ends():
     words = Sampler(probability_table(W), alphabet).sample(3, 1, cut_at=40)
     assert [len(w) for w in words] == [40, 40, 40]
     assert set("".join(words)) <= {"a", "b"}
+
+
+def test_chaotic_descent_on_a_large_list_is_reported_not_looped(ours, word_lists, monkeypatch):
+    """Where the float32 and float64 descents part (a step too large), the notebook's loop
+    decides; beyond FALLBACK_BUDGET it is not run: the float64 W comes with a warning."""
+    from service.lm import model
+
+    alphabet, counts, _, _ = ours("greek-cyrillic")
+    config = TrainConfig(steps=300, lr=2000)
+    calls = []
+
+    def examples():
+        calls.append(1)
+        words = read_words(word_lists["greek-cyrillic"]).words
+        return encode(words, alphabet)
+
+    # Over the literal budget, under the fallback's: the notebook's loop is run after all.
+    monkeypatch.setattr(model, "LITERAL_BUDGET", 0)
+    t = train(counts, config, examples=examples)
+    assert t.path == model.NOTEBOOK_LOOP and t.float32_gap > model.STABLE_TOL and not t.warning
+    assert calls == [1]
+    # Over both: the float64 descent, reported; the examples are never built.
+    monkeypatch.setattr(model, "FALLBACK_BUDGET", 0)
+    t64 = train(counts, config, examples=examples)
+    assert calls == [1] and t64.path == model.FLOAT64_DESCENT
+    assert t64.warning and "part by" in t64.warning and f"{t64.float32_gap:.1e}" in t64.warning
+    # A stable descent is not reported.
+    quiet = train(counts, TrainConfig(steps=300), examples=examples)
+    assert quiet.path == model.FLOAT64_DESCENT and quiet.warning is None
+    assert quiet.float32_gap <= model.STABLE_TOL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import torch
 
 from service.lm.corpus import read_words
@@ -12,15 +13,19 @@ from service.lm.train import train_to_file
 from tests.conftest import CORPUS, SHIPPED_MODEL
 
 
-def test_shipped_model_equals_a_fresh_training(tmp_path):
+@pytest.mark.parametrize("source", ["file", "memory"])
+def test_shipped_model_equals_a_fresh_training(tmp_path, source):
+    """`make model` (the file, streamed) and a list in memory both give the shipped model."""
     shipped = load_model(SHIPPED_MODEL)
     fresh_path = tmp_path / "fresh.safetensors"
-    train_to_file(read_words(CORPUS), fresh_path)
+    train_to_file(CORPUS if source == "file" else read_words(CORPUS), fresh_path)
     fresh = load_model(fresh_path)
     assert shipped.alphabet == fresh.alphabet
     assert torch.equal(shipped.counts, fresh.counts)
     assert torch.equal(shipped.W, fresh.W), "model_store/ is stale: run `make model`"
     assert shipped.version == fresh.version
+    assert fresh.metadata["descent"]["path"] == "float64 descent"
+    assert fresh.metadata["descent"]["warning"] is None
 
 
 def test_shipped_model_describes_its_corpus():

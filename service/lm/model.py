@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-EOS = "."  # start/end marker, always index 0
+from service.lm.corpus import EOS  # the start/end marker, always index 0
+
 DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
 DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols (`Sampler`)
 
@@ -143,45 +144,78 @@ STABLE_TOL = 1e-5  # float32 and float64 descents this close: rounding does not 
 # Up to this much work (steps x examples x symbols, about 3 s here) the notebook's own loop is
 # cheap enough to run as it stands, which rounds exactly as the notebook does.
 LITERAL_BUDGET = 4e8
+# Up to this much (about 15-20 s here: the shared corpus at 600 steps is 1.6e9) it is still run
+# when the fast descent turns out to be chaotic; beyond, the float64 answer is given and reported.
+FALLBACK_BUDGET = 2e9
+NOTEBOOK_LOOP, FLOAT64_DESCENT = "notebook loop", "float64 descent"  # `Trained.path`
+
+
+@dataclass
+class Trained:
+    """What `train` returns."""
+
+    W: torch.Tensor  # (V, V) float32, the trained weights
+    history: list[float]  # the loss before each step, as the notebook prints it
+    path: str  # NOTEBOOK_LOOP or FLOAT64_DESCENT: how W was computed
+    float32_gap: float | None  # max |float32 - float64 descent| over W and losses (None: not run)
+    warning: str | None = None  # why W may differ from the notebook's by more than 1e-4
 
 
 def train(
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    V: int,
+    counts: torch.Tensor,
     config: TrainConfig = TrainConfig(),
     on_step: Callable[[int, float], None] | None = None,
-) -> tuple[torch.Tensor, list[float]]:
-    """Train W on the examples `(xs, ys)` with the notebook's algorithm.
+    examples: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Trained:
+    """Train W with the notebook's algorithm, from the (V, V) int64 bigram counts.
 
-    Two paths give the notebook's W within 1e-4:
-    - On small problems (`LITERAL_BUDGET`), the notebook's own loop, which matches it to the
+    `examples()` gives the notebook's examples `(xs, ys)` (int64 (num,), in its order); it is
+    called only where the notebook's own loop is run, which needs them:
+    - On small problems (`LITERAL_BUDGET`), that loop outright: it matches the notebook to the
       bit. There the notebook's float32 rounding weighs most: with few symbols and many
       examples per symbol it drifts by more than 1e-4 from the exact descent, and with a step
       too large for the data the descent is chaotic and any rounding difference grows.
-    - Otherwise the descent on the (V, V) count matrix in float64, hundreds of times faster.
-      It is checked against the same descent in float32: if the two part, the descent is
-      chaotic, rounding decides the result, and the notebook's loop is run after all.
+    - Otherwise the descent on the count matrix in float64, hundreds of times faster. It is
+      checked against the same descent in float32: if the two part, rounding decides the
+      result, and the notebook's loop is run after all if it costs at most `FALLBACK_BUDGET`.
+      Beyond that (a large word list) it would take hours: the float64 W is returned with a
+      `warning` saying by how much the two descents part.
+    Without `examples`, the float64 descent is returned in every case (with its warning).
 
-    Returns the final W (V, V) float32 and the loss before each step, as the notebook prints it.
     `on_step(k, loss)` is called for each step.
     """
-    if xs.nelement() == 0:
+    V = counts.shape[0]
+    num = int(counts.sum())
+    if num == 0:
         raise ValueError("no training examples")
-    if config.steps * xs.nelement() * V <= LITERAL_BUDGET:
-        return _descend_literally(xs, ys, V, config, on_step)
-    counts = count_bigrams(xs, ys, V)
-    W64, history = _descend(counts, config, np.float64)
-    W32, history32 = _descend(counts, config, np.float32)
-    stable = np.abs(W64 - W32).max(initial=0.0) <= STABLE_TOL and all(
-        abs(a - b) <= STABLE_TOL for a, b in zip(history, history32, strict=True)
+    work = float(config.steps) * num * V
+    if examples is not None and work <= LITERAL_BUDGET:
+        W, history = _descend_literally(*examples(), V, config, on_step)
+        return Trained(W, history, NOTEBOOK_LOOP, None)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging descent shows in `gap`
+        W64, history = _descend(counts, config, np.float64)
+        W32, history32 = _descend(counts, config, np.float32)
+    gap = float(
+        max(
+            np.abs(W64 - W32).max(initial=0.0),
+            max((abs(a - b) for a, b in zip(history, history32, strict=True)), default=0.0),
+        )
     )
-    if not stable:
-        return _descend_literally(xs, ys, V, config, on_step)
+    warning = None
+    if not gap <= STABLE_TOL:  # NaN included
+        if examples is not None and work <= FALLBACK_BUDGET:
+            W, history = _descend_literally(*examples(), V, config, on_step)
+            return Trained(W, history, NOTEBOOK_LOOP, gap)
+        warning = (
+            f"the float32 and float64 descents part by {gap:.1e} (more than {STABLE_TOL:g}): "
+            "here rounding sways the result, and the notebook's own float32 loop may end "
+            f"elsewhere; that loop was not run (steps x examples x symbols = {work:.1e}, over "
+            f"the budget of {FALLBACK_BUDGET:.0e}); W is the float64 descent's"
+        )
     if on_step is not None:
         for k, loss in enumerate(history):
             on_step(k, loss)
-    return torch.from_numpy(W64.astype(np.float32)), history
+    return Trained(torch.from_numpy(W64.astype(np.float32)), history, FLOAT64_DESCENT, gap, warning)
 
 
 def model_loss(W: torch.Tensor, counts: torch.Tensor, reg: float) -> tuple[float, float]:
@@ -238,6 +272,31 @@ def probabilities(
         C = counts.numpy().astype(np.float64) + smoothing
         return counts_table(counts, smoothing), np.log(C / C.sum(axis=1, keepdims=True))
     raise ValueError(f"unknown method {method!r}")
+
+
+def counting_weights(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """The W (V, V) float32 stored for a counting model: log P, so that the file describes its
+    model by itself (softmax(W) is P within float32 rounding). Served answers use P itself."""
+    return torch.log(counts_table(counts, smoothing))
+
+
+def mean_nll(logP: np.ndarray, counts: torch.Tensor | np.ndarray) -> float | None:
+    """Mean negative log-likelihood of the bigrams counted in `counts` (V, V) under the
+    log-probabilities `logP` (V, V) float64; None when nothing is counted."""
+    C = np.asarray(counts, dtype=np.float64)
+    total = C.sum()
+    return float(-(C * logP).sum() / total) if total > 0 else None
+
+
+def file_loss(
+    W: torch.Tensor, counts: torch.Tensor, method: str, smoothing: float | None, reg: float | None
+) -> tuple[float, float]:
+    """A model's (loss, nll) on its training counts: the notebook's loss (with `reg`) and
+    plain mean NLL for the neural method; for the counting model, its NLL twice (no `reg`)."""
+    if method == "counts":
+        nll = mean_nll(probabilities(W, counts, method, smoothing)[1], counts)
+        return nll, nll
+    return model_loss(W, counts, float(reg or 0.0))
 
 
 def expected_length(P: torch.Tensor) -> float:

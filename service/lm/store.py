@@ -8,7 +8,8 @@ first), `config` (JSON training settings: method, its parameters, hold-out split
 [step, loss] pairs, a coarse curve), `loss`/`nll`/`examples` (of the stored W on its corpus),
 `holdout` (the held-out words' figures, or null), `corpus_sha256`, `corpus_bytes`,
 `corpus_words`, `version` (derived from the tensors and the alphabet), `created`,
-`torch_version`.
+`torch_version`; optional, `descent` (neural: how W was computed, {path, float32_gap, warning};
+see `model.train`).
 
 Files of format 1 (written before word lists were stored: W and counts only, a neural model with
 `config` {steps, lr, reg, seed}) still load; their `words` is None.

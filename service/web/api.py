@@ -71,8 +71,9 @@ def create_api(settings: Settings, alphabet: tuple[str, ...]) -> APIBlueprint:
 
     @api.get("/loss", tags=[MODEL_TAG], responses={200: LossResponse}, summary="Training loss")
     def loss():
-        """The served W's loss on its training corpus, from the stored bigram counts."""
-        return _json(served().loss)
+        """The served model's loss on its training corpus, from the stored bigram counts, and
+        its held-out figures (null when nothing was held out)."""
+        return _json(served().loss, exclude_none=False)  # a held-out nll may be null
 
     @api.get("/model", tags=[MODEL_TAG], responses={200: ModelInfo}, summary="Model metadata")
     def model():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from service.lm.model import Sampler, model_loss, probabilities
+from service.lm.model import Sampler, file_loss, probabilities
 from service.lm.store import ModelFile, load_model
 from service.web.schemas import (
     CorpusInfo,
@@ -47,7 +47,7 @@ class ServedModel:
         meta, config = f.metadata, f.config
         P, _ = probabilities(f.W, f.counts, f.method, config["smoothing"])
         sampler = Sampler(P, f.alphabet)
-        loss, nll = model_loss(f.W, f.counts, float(config["reg"] or 0.0))
+        loss, nll = file_loss(f.W, f.counts, f.method, config["smoothing"], config["reg"])
         V = len(f.alphabet)
         info = ModelInfo(
             version=f.version,
