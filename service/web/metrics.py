@@ -24,21 +24,33 @@ from prometheus_client import (
     multiprocess,
 )
 
+# `model` is the name of the model a request used ("" for the endpoints that use none, and for a
+# name that is not served: label values stay the few served names).
 REQUESTS = Counter(
-    "civil_words_http_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
+    "civil_words_http_requests_total",
+    "HTTP requests answered",
+    ["endpoint", "method", "status", "model"],
 )
 LATENCY = Histogram(
     "civil_words_http_request_duration_seconds",
-    "Time from request to response, by endpoint",
-    ["endpoint"],
+    "Time from request to response, by endpoint and model",
+    ["endpoint", "model"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 WORDS = Counter("civil_words_words_generated_total", "Words sampled by /sample", ["model"])
+# Set by each worker for the models it serves; "live" so that the workers a reload replaced (and
+# with them the versions they served) drop out of the sum when they exit.
 MODEL = Gauge(
     "civil_words_model_info",
-    "The served model (value 1), by version",
-    ["version"],
-    multiprocess_mode="max",
+    "The served models (value 1), by name and version",
+    ["model", "version"],
+    multiprocess_mode="livemax",
+)
+# Counted by the gunicorn master, which checks a new model set on SIGHUP.
+RELOADS = Counter(
+    "civil_words_model_reloads_total",
+    "Model reloads on SIGHUP, by result (ok: the new set serves; failed: the old one still does)",
+    ["result"],
 )
 
 
@@ -57,38 +69,62 @@ def render() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, version: str) -> None:
-    MODEL.labels(version=version).set(1)
+def init_app(app: Flask, models: dict[str, str]) -> None:
+    """Record every request; `models` maps the served names to their versions."""
+    info_pid = None
 
     @app.before_request
     def _start() -> None:
+        nonlocal info_pid
         g.started = time.perf_counter()
+        if info_pid != os.getpid():
+            # Once per process that serves: in a gunicorn worker, never in the master (whose
+            # "live" gauge would outlive the models a reload replaces).
+            info_pid = os.getpid()
+            for name, version in models.items():
+                MODEL.labels(model=name, version=version).set(1)
 
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = _endpoint()
-        _requests(endpoint, request.method, response.status_code).inc()
+        model = g.get("model", "")
+        _requests(endpoint, request.method, response.status_code, model).inc()
         started = g.get("started")
         if started is not None:
-            _latency(endpoint).observe(time.perf_counter() - started)
+            _latency(endpoint, model).observe(time.perf_counter() - started)
         return response
+
+
+def used_model(name: str) -> None:
+    """Label this request's metrics with the model it used."""
+    g.model = name
 
 
 # `.labels()` looks its child up anew on each call; the label values are few, so keep them.
 @cache
-def _requests(endpoint: str, method: str, status: int):
-    return REQUESTS.labels(endpoint, method, str(status))
+def _requests(endpoint: str, method: str, status: int, model: str):
+    return REQUESTS.labels(endpoint, method, str(status), model)
 
 
 @cache
-def _latency(endpoint: str):
-    return LATENCY.labels(endpoint)
+def _latency(endpoint: str, model: str):
+    return LATENCY.labels(endpoint, model)
 
 
 @cache
-def _words(version: str):
-    return WORDS.labels(model=version)
+def _words(model: str):
+    return WORDS.labels(model=model)
 
 
-def words_generated(version: str, n: int) -> None:
-    _words(version).inc(n)
+def words_generated(model: str, n: int) -> None:
+    _words(model).inc(n)
+
+
+def reloaded(ok: bool) -> None:
+    RELOADS.labels(result="ok" if ok else "failed").inc()
+
+
+def init_reloads() -> None:
+    """Both results at 0 from the start, so that `increase()` sees the first one."""
+    for result in ("ok", "failed"):
+        RELOADS.labels(result=result)
