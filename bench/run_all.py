@@ -29,6 +29,7 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
         finally:
             server.stop()
             hello.stop()
+        results += bench_memory.run_models(smoke)
     except ExactnessError as e:
         return results, str(e)
     return results, None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,7 +19,12 @@ class Settings(BaseSettings):
 
     model_path: Path = Field(
         Path("model_store/civil-words.safetensors"),
-        description="model file to serve (relative paths from the working directory)",
+        description="model file to serve, or a directory: every <name>.safetensors in it is "
+        "served as `name` (relative paths from the working directory)",
+    )
+    default_model: str | None = Field(
+        None,
+        description="the model a request without `model=` gets; needed when several are served",
     )
     host: str = Field("0.0.0.0", description="address to bind")  # noqa: S104 - a container
     port: int = Field(8000, ge=1, le=65535, description="port to bind")
@@ -38,3 +43,8 @@ class Settings(BaseSettings):
         description="directory for metrics shared by the workers; `serve` creates a "
         "temporary one if unset, and wipes it at start",
     )
+
+    @field_validator("default_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

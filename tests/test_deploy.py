@@ -518,3 +518,45 @@ def test_custom_model_overlay_mounts_a_volume_and_points_model_path_at_it(render
     # The patch merges: the rest of the pod (the /tmp volume, the other settings) is intact.
     assert "/tmp" in mounts and "emptyDir" in volumes[mounts["/tmp"]["name"]]
     assert env_of(container)["GRACEFUL_TIMEOUT"] == "20"
+
+
+SEVERAL = DEPLOY / "overlays" / "several-models"
+
+
+def test_several_models_overlay_serves_a_configmap_directory(rendered):
+    objects = rendered[SEVERAL]
+    pod_spec = objects["Deployment"]["spec"]["template"]["spec"]
+    [container] = pod_spec["containers"]
+    env = env_of(container)
+    assert env["MODEL_PATH"] == "/models" and env["DEFAULT_MODEL"]
+    Settings(**{name.lower(): value for name, value in env.items()})
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    assert mounts["/models"]["readOnly"] is True
+    assert volumes[mounts["/models"]["name"]]["configMap"]["name"] == "civil-words-models"
+    assert "/tmp" in mounts and env["GRACEFUL_TIMEOUT"] == "20"  # the rest is intact
+
+
+def test_a_model_published_through_a_configmap_arrives_whole(tmp_path):
+    """The README's publishing step, offline: `kubectl create configmap --from-file` on a model
+    directory carries each file as binaryData, byte for byte, under its file name; the default
+    model the overlay names is among them."""
+    import base64
+
+    kubectl = tool("kubectl", "kubectl is needed to render the kustomizations")
+    models = tmp_path / "models"
+    models.mkdir()
+    shipped = ROOT / SHIPPED_MODEL
+    (models / "civil-words.safetensors").write_bytes(shipped.read_bytes())
+    proc = run(
+        kubectl, "create", "configmap", "civil-words-models", f"--from-file={models}",
+        "--dry-run=client", "-o", "yaml",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    config_map = yaml.safe_load(proc.stdout)
+    data = base64.b64decode(config_map["binaryData"]["civil-words.safetensors"])
+    assert data == shipped.read_bytes()
+    assert len(proc.stdout.encode()) < 2**20, "a ConfigMap holds at most 1 MiB"
+    patch = load(SEVERAL / "models-configmap.patch.yaml")[0]
+    [container] = patch["spec"]["template"]["spec"]["containers"]
+    assert f"{env_of(container)['DEFAULT_MODEL']}.safetensors" in config_map["binaryData"]

@@ -17,7 +17,8 @@ or the schemathesis command line against a running server (`make serve`), all ph
 including stateful ones, with the one non-default setting used here (a query string over
 1 KiB is refused with 414, a correct refusal of invalid data):
 
-    printf '[checks.negative_data_rejection]\nexpected-statuses = ["400", "414"]\n' > /tmp/st.toml
+    printf '[checks.negative_data_rejection]\nexpected-statuses = ["400", "404", "414"]\n' \
+        > /tmp/st.toml
     .venv/bin/schemathesis --config-file /tmp/st.toml run http://127.0.0.1:8000/openapi.json \
         --max-examples 2000 --workers 2
 """
@@ -42,9 +43,10 @@ from tests.test_limits import headers_of, raw_request, status_of
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
-# Statuses by which the API may refuse invalid query data: 400 (a bad parameter) and 414 (a
-# query string over 1 KiB, refused before it is parsed).
-REFUSALS = ["400", "414"]
+# Statuses by which the API may refuse invalid query data: 400 (a bad parameter), 404 (a `model`
+# outside the served names the document lists) and 414 (a query string over 1 KiB, refused
+# before it is parsed).
+REFUSALS = ["400", "404", "414"]
 
 
 def fuzz_config() -> SchemathesisConfig:

@@ -165,7 +165,8 @@ HOSTILE = [
     ("alphabet-shorter-than-W", rewritten(_set("alphabet", _drop_last_symbol)), "wrong shape"),
     ("huge-header", _huge_header, "header size"),
     ("missing", _missing, "no such file"),
-    ("directory", _directory, "not a regular file"),
+    # A directory is a set of models (MODEL_PATH may name one): this one holds none.
+    ("directory", _directory, "holds no model file"),
     # Metadata that the file checks let through but the service needs in another shape.
     ("config-not-an-object", rewritten(_set("config", lambda v: '"600 steps"')), "config"),
     ("corpus-sha256-a-number", rewritten(_set("corpus_sha256", lambda v: "12")), "sha256"),

@@ -4,13 +4,13 @@ notebook's; bad input gets a 4xx problem; metrics add up across workers."""
 from __future__ import annotations
 
 import math
-import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.lm.corpus import read_words
 from service.lm.model import probability_table
@@ -184,16 +184,24 @@ def test_http_errors_are_problems(server, method, path, status):
     assert r.json()["status"] == status
 
 
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
+
+
 def _counter(text: str, endpoint: str, status: str = "200") -> float:
-    pattern = (
-        r'^civil_words_http_requests_total\{endpoint="'
-        + re.escape(endpoint)
-        + r'",method="GET",status="'
-        + status
-        + r'"\} (\S+)$'
+    """GET requests answered on `endpoint` with `status`, whatever the model."""
+    return sum(
+        value
+        for labels, value in _samples(text, "civil_words_http_requests_total")
+        if labels["endpoint"] == endpoint
+        and labels["method"] == "GET"
+        and labels["status"] == status
     )
-    m = re.search(pattern, text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_metrics_add_up_across_workers(server):
@@ -209,12 +217,16 @@ def test_metrics_add_up_across_workers(server):
         assert set(pool.map(hit, range(n))) == {200}
     after = server.get("/metrics").text
     assert _counter(after, "/sample") - _counter(before, "/sample") == n
-    words = re.search(r'^civil_words_words_generated_total\{model="\w+"\} (\S+)$', after, re.M)
-    words_before = re.search(
-        r'^civil_words_words_generated_total\{model="\w+"\} (\S+)$', before, re.M
-    )
-    assert float(words.group(1)) - (float(words_before.group(1)) if words_before else 0) == 2 * n
-    assert re.search(r'^civil_words_model_info\{version="\w+"\} 1\.0$', after, re.M)
+    words = {
+        labels["model"]: v for labels, v in _samples(after, "civil_words_words_generated_total")
+    }
+    words_before = {
+        labels["model"]: v for labels, v in _samples(before, "civil_words_words_generated_total")
+    }
+    assert words["civil-words"] - words_before.get("civil-words", 0) == 2 * n
+    version = load_model(SHIPPED_MODEL).version
+    info = _samples(after, "civil_words_model_info")
+    assert info == [({"model": "civil-words", "version": version}, 1.0)]
     assert "civil_words_http_request_duration_seconds_bucket" in after
     # Both workers wrote samples: one counter file per process that answered.
     files = list(server.metrics_dir.glob("counter_*.db"))

@@ -50,25 +50,33 @@ def serve() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from service.lm.store import ModelFileError
+    # gunicorn reads WEB_CONCURRENCY when it is imported: only now that the settings are
+    # checked (a bad value named, not a traceback).
+    from service.server.master import Server
     from service.web.app import create_app
 
     try:
-        app = create_app(settings)
-    except ModelFileError as e:
+        server = Server(settings, create_app(settings))
+    except load_errors() as e:
         return _fail(f"cannot serve: {e}")
-    # Workers share the preloaded app's memory copy-on-write; a full garbage collection in a
-    # worker would touch (and so copy) every object inherited from the master. Freeze them.
-    gc.freeze()
+    from service.web import metrics
 
-    from gunicorn.app.base import Application
-
-    class Server(Application):
-        def load_config(self):
-            self.load_config_from_module_name_or_filename("python:service.server.gunicorn_conf")
-
-        def load(self):
-            return app
-
-    Server().run()
+    metrics.init_reloads()
+    freeze()
+    server.run()
     return 0
+
+
+def load_errors() -> tuple[type[Exception], ...]:
+    """What a model file or directory that cannot be served raises (it names the file)."""
+    from service.lm.store import ModelFileError
+    from service.web.registry import ModelSetError
+
+    return (ModelFileError, ModelSetError)
+
+
+def freeze() -> None:
+    """Workers share the preloaded app's memory copy-on-write; a full garbage collection in a
+    worker would touch (and so copy) every object inherited from the master. Freeze them."""
+    gc.collect()
+    gc.freeze()

@@ -12,8 +12,8 @@ from service.settings import Settings
 from service.web import errors, metrics
 from service.web.api import OPS_TAG, create_api
 from service.web.errors import problem_response, problem_schema_ref
+from service.web.registry import ModelSet
 from service.web.schemas import Problem
-from service.web.served import ServedModel
 
 # The API's own version (the package's, PEP 440): it changes with the code, not with the model,
 # so clients generated from the document can be versioned and installed.
@@ -34,11 +34,12 @@ PAGE_CSP = (
 def create_app(settings: Settings | None = None) -> OpenAPI:
     """Build the app for `settings` (from the environment by default).
 
-    Loads and checks the model file first: a bad file raises `ModelFileError` naming it, and
-    no app is built.
+    Loads and checks every model first: a bad file raises `ModelFileError` naming it (a bad
+    model directory `ModelSetError`), and no app is built.
     """
     settings = settings or Settings()
-    model = ServedModel.load(settings.model_path)
+    models = ModelSet.load(settings.model_path, settings.default_model)
+    model = models.get()
 
     app = OpenAPI(
         __name__,
@@ -56,12 +57,12 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     # DEBUG: Flask would take FLASK_DEBUG from the environment; production never runs in debug.
     app.config.update(MAX_CONTENT_LENGTH=16 * 1024, JSON_SORT_KEYS=False, DEBUG=False)
-    app.extensions["civil_words"] = model
+    app.extensions["civil_words"] = models
     logging.getLogger("civil_words").setLevel(settings.log_level.upper())
 
     errors.init_app(app)
-    metrics.init_app(app, model.version)
-    app.register_api(create_api(settings, model.file.alphabet))
+    metrics.init_app(app, {name: m.version for name, m in models.models.items()})
+    app.register_api(create_api(settings, models))
 
     @app.get(
         "/openapi.json",

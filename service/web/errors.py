@@ -12,10 +12,12 @@ from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.web.registry import UnknownModel
 from service.web.schemas import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"
+UNKNOWN_MODEL = "urn:civil-words:problem:unknown-model"
 log = logging.getLogger("civil_words")
 
 
@@ -33,13 +35,20 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
     return Response(body, status=problem.status, mimetype=PROBLEM_JSON, headers=headers)
 
 
-def invalid_parameters(errors: list[FieldError]) -> Response:
+def invalid_parameters(
+    errors: list[FieldError],
+    status: int = 400,
+    title: str = "Invalid query parameter",
+    type: str = INVALID_PARAMETER,  # RFC 9457 names the member so
+) -> Response:
+    """A problem about request parameters: one `errors` entry per parameter, and the same
+    entries joined as the `detail`."""
     detail = "; ".join(f"{e.parameter}: {e.reason}" for e in errors)
     return problem_response(
         Problem(
-            type=INVALID_PARAMETER,
-            title="Invalid query parameter",
-            status=400,
+            type=type,
+            title=title,
+            status=status,
             detail=detail,
             instance=request.path,
             errors=errors,
@@ -81,6 +90,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidParameter)
     def _invalid(e: InvalidParameter):
         return invalid_parameters(e.errors)
+
+    @app.errorhandler(UnknownModel)
+    def _unknown_model(e: UnknownModel):
+        reason = f"no model named {e.name!r}; the models are {', '.join(e.names)}"
+        return invalid_parameters(
+            [FieldError(parameter="model", reason=reason)], 404, "Unknown model", UNKNOWN_MODEL
+        )
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):

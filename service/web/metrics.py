@@ -24,8 +24,12 @@ from prometheus_client import (
     multiprocess,
 )
 
+# `model` is the name of the model a request used ("" for the endpoints that use none, and for a
+# name that is not served: label values stay the few served names).
 REQUESTS = Counter(
-    "civil_words_http_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
+    "civil_words_http_requests_total",
+    "HTTP requests answered",
+    ["endpoint", "method", "status", "model"],
 )
 # Bounds of the latency histogram, in seconds. Measured on the 2-core build machine (2 workers
 # under wrk, 2026-11-28): /healthz and /loss take 40-75 us, /prob and /readyz 0.1-0.3 ms,
@@ -38,16 +42,24 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 LATENCY = Histogram(
     "civil_words_http_request_duration_seconds",
-    "Time from request to response, by endpoint",
-    ["endpoint"],
+    "Time from request to response, by endpoint and model",
+    ["endpoint", "model"],
     buckets=LATENCY_BUCKETS,
 )
 WORDS = Counter("civil_words_words_generated_total", "Words sampled by /sample", ["model"])
+# Set by each worker for the models it serves; "live" so that the workers a reload replaced (and
+# with them the versions they served) drop out of the sum when they exit.
 MODEL = Gauge(
     "civil_words_model_info",
-    "The served model (value 1), by version",
-    ["version"],
-    multiprocess_mode="max",
+    "The served models (value 1), by name and version",
+    ["model", "version"],
+    multiprocess_mode="livemax",
+)
+# Counted by the gunicorn master, which checks a new model set on SIGHUP.
+RELOADS = Counter(
+    "civil_words_model_reloads_total",
+    "Model reloads on SIGHUP, by result (ok: the new set serves; failed: the old one still does)",
+    ["result"],
 )
 
 
@@ -67,38 +79,62 @@ def render() -> Response:
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, version: str) -> None:
-    MODEL.labels(version=version).set(1)
+def init_app(app: Flask, models: dict[str, str]) -> None:
+    """Record every request; `models` maps the served names to their versions."""
+    info_pid = None
 
     @app.before_request
     def _start() -> None:
+        nonlocal info_pid
         g.started = time.perf_counter()
+        if info_pid != os.getpid():
+            # Once per process that serves: in a gunicorn worker, never in the master (whose
+            # "live" gauge would outlive the models a reload replaces).
+            info_pid = os.getpid()
+            for name, version in models.items():
+                MODEL.labels(model=name, version=version).set(1)
 
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = _endpoint()
-        _requests(endpoint, request.method, response.status_code).inc()
+        model = g.get("model", "")
+        _requests(endpoint, request.method, response.status_code, model).inc()
         started = g.get("started")
         if started is not None:
-            _latency(endpoint).observe(time.perf_counter() - started)
+            _latency(endpoint, model).observe(time.perf_counter() - started)
         return response
+
+
+def used_model(name: str) -> None:
+    """Label this request's metrics with the model it used."""
+    g.model = name
 
 
 # `.labels()` looks its child up anew on each call; the label values are few, so keep them.
 @cache
-def _requests(endpoint: str, method: str, status: int):
-    return REQUESTS.labels(endpoint, method, str(status))
+def _requests(endpoint: str, method: str, status: int, model: str):
+    return REQUESTS.labels(endpoint, method, str(status), model)
 
 
 @cache
-def _latency(endpoint: str):
-    return LATENCY.labels(endpoint)
+def _latency(endpoint: str, model: str):
+    return LATENCY.labels(endpoint, model)
 
 
 @cache
-def _words(version: str):
-    return WORDS.labels(model=version)
+def _words(model: str):
+    return WORDS.labels(model=model)
 
 
-def words_generated(version: str, n: int) -> None:
-    _words(version).inc(n)
+def words_generated(model: str, n: int) -> None:
+    _words(model).inc(n)
+
+
+def reloaded(ok: bool) -> None:
+    RELOADS.labels(result="ok" if ok else "failed").inc()
+
+
+def init_reloads() -> None:
+    """Both results at 0 from the start, so that `increase()` sees the first one."""
+    for result in ("ok", "failed"):
+        RELOADS.labels(result=result)

@@ -53,11 +53,39 @@ def _integer_schema(lo: int, hi: int):
     return edit
 
 
-def sample_query(max_n: int) -> type[Query]:
+def _enum_schema(names: tuple[str, ...]):
+    def edit(schema: dict[str, Any]) -> None:
+        schema.update(type="string", enum=list(names))
+        schema.pop("default", None)
+
+    return edit
+
+
+def _model_field(names: tuple[str, ...]):
+    """The `model` parameter of every model endpoint. The document lists the served names; the
+    view looks the name up itself, so that an unknown one is a 404 that lists them."""
+    return (
+        str | SkipJsonSchema[None],
+        Field(
+            None,
+            description="name of the model to use (see /models); the default model if absent",
+            max_length=64,
+            json_schema_extra=_enum_schema(names),
+        ),
+    )
+
+
+def model_query(names: tuple[str, ...]) -> type[Query]:
+    """The query of the endpoints that take only `model`."""
+    return create_model("ModelQuery", __base__=Query, model=_model_field(names))
+
+
+def sample_query(max_n: int, names: tuple[str, ...]) -> type[Query]:
     """The /sample query model, with the configured maximum of n."""
     return create_model(
         "SampleQuery",
         __base__=Query,
+        model=_model_field(names),
         n=(
             Annotated[int, Digits],
             Field(
@@ -114,13 +142,14 @@ def bigram_regex(alphabet: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(f"^({symbol})({symbol})$")
 
 
-def prob_query(alphabet: tuple[str, ...]) -> type[Query]:
+def prob_query(alphabet: tuple[str, ...], names: tuple[str, ...]) -> type[Query]:
     """The /prob query model. Its document states the served model's alphabet as a pattern
     (`bigram_regex`), so that clients (and fuzzers) know which bigrams exist; the view matches
     the bigram itself, to say which symbol is unknown when it does not match."""
     return create_model(
         "ProbQuery",
         __base__=Query,
+        model=_model_field(names),
         bigram=(
             str,
             Field(
@@ -156,6 +185,18 @@ class LossResponse(BaseModel):
     holdout: HoldoutInfo | None = Field(
         None, description="the held-out words' figures, when the model was trained with a hold-out"
     )
+
+
+class ModelEntry(BaseModel):
+    name: str = Field(description="the name to pass as `model=`")
+    version: str = Field(description="content-derived version of the model")
+    method: str = Field(description="'neural' or 'counts'")
+    symbols: int = Field(description="V: the alphabet's size, '.' included")
+    default: bool = Field(description="whether a request without `model=` gets this model")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelEntry] = Field(description="every served model, by name")
 
 
 class Status(BaseModel):

@@ -30,6 +30,7 @@ class UnknownSymbol(ValueError):
 
 @dataclass
 class ServedModel:
+    name: str  # the name it is served under (`model=`)
     file: ModelFile
     sampler: Sampler
     loss: LossResponse
@@ -41,7 +42,7 @@ class ServedModel:
         return self.file.version
 
     @classmethod
-    def load(cls, path: str | Path) -> ServedModel:
+    def load(cls, path: str | Path, name: str) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
         meta, config = f.metadata, f.config
@@ -73,6 +74,7 @@ class ServedModel:
             torch_version=meta.get("torch_version"),
         )
         return cls(
+            name=name,
             file=f,
             sampler=sampler,
             loss=LossResponse(
