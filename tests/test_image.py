@@ -175,7 +175,10 @@ def container(image):
 def test_ready_with_the_shipped_model(container):
     r = container.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "model": ServedModel.load(SHIPPED_MODEL).version}
+    assert r.json() == {
+        "status": "ready",
+        "model": ServedModel.load(SHIPPED_MODEL, "civil-words").version,
+    }
 
 
 def test_sample_gives_the_notebooks_words(container):
@@ -184,7 +187,7 @@ def test_sample_gives_the_notebooks_words(container):
     assert r.json()["words"] == NOTEBOOK_WORDS
     # and the same words as this checkout samples, for another seed and many words
     r = container.get("/sample", params={"n": 300, "seed": 12345})
-    local = ServedModel.load(SHIPPED_MODEL).sampler.sample(300, 12345, 256)
+    local = ServedModel.load(SHIPPED_MODEL, "civil-words").sampler.sample(300, 12345, 256)
     assert r.json()["words"] == local
 
 
@@ -207,7 +210,7 @@ def test_metrics_count_the_requests(container):
     }
     key = (
         "civil_words_http_requests_total",
-        (("endpoint", "/prob"), ("method", "GET"), ("status", "200")),
+        (("endpoint", "/prob"), ("method", "GET"), ("model", "civil-words"), ("status", "200")),
     )
     assert samples[key] >= 3
     # The multiprocess files are on the tmpfs, where the image says.

@@ -47,8 +47,9 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
             title="civil-words",
             version=API_VERSION,
             description="Words that look French, from a character-level bigram model "
-            "of the French Code civil. The served model's version is `x-model-version` here, "
-            "and `model` in the answers of /sample and /readyz.",
+            "of the French Code civil. The default model's version is `x-model-version` here, "
+            "and `model` in the answers of /sample and /readyz; /models lists every served "
+            "model with its version.",
         ),
         validation_error_status=400,
         validation_error_model=Problem,
