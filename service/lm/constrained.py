@@ -85,6 +85,9 @@ class Constraints:
         return names
 
 
+NONE = Constraints()
+
+
 class ConstraintError(ValueError):
     """Constraints that cannot be served; `parameters` names those involved."""
 
@@ -427,19 +430,22 @@ class ConstrainedSampler:
                 f"every word that meets the constraints ({allowed}) is a training word",
             )
         if c.unique and allowed - seen < n:
-            kind = "new words" if c.novel else "distinct words"
+            k = allowed - seen
+            kind = ("new" if c.novel else "distinct") + (" word meets" if k == 1 else " words meet")
             raise ImpossibleConstraints(
                 ["unique", "n", *others],
-                f"only {allowed - seen} {kind} meet the constraints, fewer than n = {n}",
+                f"only {k} {kind} the constraints, fewer than n = {n}",
             )
 
     # -- sampling --------------------------------------------------------------------------
 
-    def sample(self, n: int, seed: int, constraints: Constraints = Constraints()) -> Sampled:
+    def sample(self, n: int, seed: int, constraints: Constraints = NONE) -> Sampled:
         """`n` words from a fresh `Generator().manual_seed(seed)` under `constraints`.
 
         Raises `BadConstraint`, `NoWordList`, `ImpossibleConstraints` (decided before drawing)
         or `ImprobableConstraints` (the rejection budget ran out)."""
+        if constraints == NONE:  # the common case, without a detour
+            return Sampled(self.sampler.sample(n, seed, self.max_word_len), constrained=False)
         c = self.normalise(constraints)
         given = c.given(self.V)
         if not given:  # the notebook's words, as fast as ever

@@ -47,9 +47,25 @@ class WordScore:
     def nll_per_symbol(self) -> float:
         return -self.logprob / (self.symbols + 1)
 
+    def as_dict(self) -> dict:
+        """The score as `GET /score` and `civil-words score --json` write it."""
+        return {
+            "word": self.word,
+            "logprob": self.logprob,
+            "symbols": self.symbols,
+            "nll_per_symbol": self.nll_per_symbol,
+            "perplexity": self.perplexity,
+            "in_corpus": self.in_corpus,
+            "bigrams": [{"bigram": b, "logprob": v} for b, v in self.bigrams],
+        }
+
     @property
-    def perplexity(self) -> float:
-        return math.exp(self.nll_per_symbol)
+    def perplexity(self) -> float | None:
+        """exp(nll_per_symbol), or None past the largest double."""
+        try:
+            return math.exp(self.nll_per_symbol)
+        except OverflowError:
+            return None
 
 
 class Scorer:

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     no app is built.
     """
     settings = settings or Settings()
-    model = ServedModel.load(settings.model_path)
+    model = ServedModel.load(settings.model_path, settings.max_word_len, settings.rejection_budget)
 
     app = OpenAPI(
         __name__,

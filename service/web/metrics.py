@@ -33,7 +33,16 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-WORDS = Counter("civil_words_words_generated_total", "Words sampled by /sample", ["model"])
+WORDS = Counter(
+    "civil_words_words_generated_total",
+    "Words sampled by /sample, with constraints or without",
+    ["model", "constrained"],
+)
+REJECTED = Counter(
+    "civil_words_words_rejected_total",
+    "Words drawn by /sample and left out by novel (a training word) or unique (a repeat)",
+    ["model", "reason"],
+)
 MODEL = Gauge(
     "civil_words_model_info",
     "The served model (value 1), by version",
@@ -86,9 +95,19 @@ def _latency(endpoint: str):
 
 
 @cache
-def _words(version: str):
-    return WORDS.labels(model=version)
+def _words(version: str, constrained: bool):
+    return WORDS.labels(model=version, constrained="true" if constrained else "false")
 
 
-def words_generated(version: str, n: int) -> None:
-    _words(version).inc(n)
+@cache
+def _rejected(version: str, reason: str):
+    return REJECTED.labels(model=version, reason=reason)
+
+
+def words_generated(version: str, n: int, constrained: bool = False) -> None:
+    _words(version, constrained).inc(n)
+
+
+def words_rejected(version: str, rejected: dict[str, int]) -> None:
+    for reason, count in rejected.items():
+        _rejected(version, reason).inc(count)

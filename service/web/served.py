@@ -9,7 +9,14 @@ from pathlib import Path
 
 import torch
 
-from service.lm.model import Sampler, model_loss, probabilities
+from service.lm.constrained import (
+    DEFAULT_REJECTION_BUDGET,
+    ConstrainedSampler,
+    Constraints,
+    Sampled,
+)
+from service.lm.model import DEFAULT_MAX_WORD_LEN, Sampler, model_loss, probabilities
+from service.lm.score import Scorer, WordScore
 from service.lm.store import ModelFile, load_model
 from service.web.schemas import (
     CorpusInfo,
@@ -30,7 +37,9 @@ class UnknownSymbol(ValueError):
 @dataclass
 class ServedModel:
     file: ModelFile
-    sampler: Sampler
+    sampler: Sampler  # the notebook's words
+    constrained: ConstrainedSampler  # words under constraints (the notebook's without)
+    scorer: Scorer
     loss: LossResponse
     info: ModelInfo
     matrix: MatrixResponse
@@ -40,12 +49,18 @@ class ServedModel:
         return self.file.version
 
     @classmethod
-    def load(cls, path: str | Path) -> ServedModel:
+    def load(
+        cls,
+        path: str | Path,
+        max_word_len: int = DEFAULT_MAX_WORD_LEN,
+        rejection_budget: int = DEFAULT_REJECTION_BUDGET,
+    ) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
         meta, config = f.metadata, f.config
-        P, _ = probabilities(f.W, f.counts, f.method, config["smoothing"])
+        P, logP = probabilities(f.W, f.counts, f.method, config["smoothing"])
         sampler = Sampler(P, f.alphabet)
+        constrained = ConstrainedSampler(sampler, logP, f.words, max_word_len, rejection_budget)
         loss, nll = model_loss(f.W, f.counts, float(config["reg"] or 0.0))
         V = len(f.alphabet)
         info = ModelInfo(
@@ -74,6 +89,8 @@ class ServedModel:
         return cls(
             file=f,
             sampler=sampler,
+            constrained=constrained,
+            scorer=Scorer(logP, f.alphabet, f.words),
             loss=LossResponse(
                 loss=loss, nll=nll, examples=info.examples, holdout=meta.get("holdout")
             ),
@@ -100,3 +117,11 @@ class ServedModel:
         else:  # underflowed in float32: the log is still finite
             logprob = float(torch.log_softmax(self.file.W[i].double(), 0)[j])
         return ProbResponse(bigram=bigram, prob=p, logprob=logprob)
+
+    def sample(self, n: int, seed: int, constraints: Constraints) -> Sampled:
+        """n words under the constraints (raises the `ConstraintError`s)."""
+        return self.constrained.sample(n, seed, constraints)
+
+    def score(self, words: list[str]) -> list[WordScore]:
+        """Scores of the words, in order (raises `UnknownSymbolError`)."""
+        return self.scorer.score(words)
