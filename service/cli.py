@@ -237,10 +237,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import json
-
     from service.lm.model import probabilities
-    from service.lm.score import Scorer, UnknownSymbolError
+    from service.lm.score import Scorer, UnknownSymbolError, scores_json
     from service.lm.store import load_model
 
     m = load_model(args.model)
@@ -256,7 +254,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             failed += 1
             continue
         if args.json:
-            print(json.dumps(s.as_dict(), ensure_ascii=False))
+            print(scores_json([s])[0])
         else:
             corpus = {True: "in corpus", False: "new", None: "no word list"}[s.in_corpus]
             perplexity = "inf" if s.perplexity is None else f"{s.perplexity:.3f}"

@@ -17,5 +17,6 @@ def test_benchmarks_smoke_run():
         timeout=600,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for row in ("train 600 steps", "GET /sample?n=", "throughput", "PSS", "notebook"):
+    rows = ("train 600 steps", "GET /sample?n=", "throughput", "PSS", "notebook")
+    for row in (*rows, "min_len=8&max_len=8&novel=true", "POST /score"):
         assert row in r.stdout, r.stdout

@@ -115,3 +115,28 @@ def test_no_word_list_means_in_corpus_unknown():
     _, logP = probabilities(m.W, m.counts)
     (s,) = Scorer(logP, m.alphabet, m.words).score(["maison"])
     assert s.in_corpus is None and s.logprob < 0
+
+
+def test_json_is_the_score(shipped):
+    """The JSON written directly reads back as exactly the score's numbers and strings."""
+    import json
+
+    from service.lm.score import scores_json
+
+    m, scorer = shipped
+    words = [*m.words[::50], "zoé", "x", "qu'il"]
+    scores = scorer.score(words)
+    for s, text in zip(scores, scores_json(scores), strict=True):
+        assert json.loads(text) == {
+            "word": s.word,
+            "logprob": s.logprob,
+            "symbols": s.symbols,
+            "nll_per_symbol": s.nll_per_symbol,
+            "perplexity": s.perplexity,
+            "in_corpus": s.in_corpus,
+            "bigrams": [{"bigram": b, "logprob": v} for b, v in s.bigrams],
+        }
+    # Symbols JSON must escape are escaped.
+    alphabet = (".", '"', "\\", "a")
+    (s,) = Scorer(torch.zeros(4, 4).numpy(), alphabet, None).score(['a"\\'])
+    assert json.loads(scores_json([s])[0])["bigrams"][1]["bigram"] == 'a"'
