@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         "never exceed it (max_len's upper bound and its value when absent)",
     )
     rejection_budget: int = Field(
-        1_000_000,
+        200_000,
         ge=1,
         le=100_000_000,
         description="symbols one /sample request may draw for words that novel/unique reject; "

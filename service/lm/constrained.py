@@ -44,9 +44,10 @@ from service.lm.model import CHUNK_DRAWS, DEFAULT_MAX_WORD_LEN, EOS, Sampler
 
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
-# Symbols drawn for words that novel/unique reject, at most, per request (about 1 s of one
-# core at ~1 us a symbol): past it the request is refused as too improbable.
-DEFAULT_REJECTION_BUDGET = 1_000_000
+# Symbols drawn for words that novel/unique reject, at most, per request: past it the request
+# is refused as too improbable. The worst case is short words rejected one after another (a
+# few us each, the word's own cost included): about a second of one core.
+DEFAULT_REJECTION_BUDGET = 200_000
 CACHE_BYTES = 32 * 2**20  # conditioned chains kept per process (bounded LRU)
 LEVEL_BYTES = 2**20  # a level's (V, V) conditional rows are kept if this small; else per row
 TINY = np.float32(np.finfo(np.float32).tiny)  # stands for an exponential draw of exactly 0
@@ -281,7 +282,10 @@ class ConstrainedSampler:
         self.training = None if words is None else TrainingWords(words, self.stoi)
         # Ranks for top-k: a stable sort of -logP keeps the lower index on ties.
         self._order = np.argsort(-self.logP, axis=1, kind="stable")
-        self._stream_support = sampler.P.numpy() > 0  # what the notebook's loop can draw
+        # The notebook's stream: the rows of P (float32, as `Sampler` divides them) and what
+        # its loop can draw.
+        self._stream_rows = list(sampler.P.numpy())
+        self._stream_support = sampler.P.numpy() > 0
         self._lock = threading.Lock()
         self._chains: OrderedDict[tuple, Chain] = OrderedDict()
         self._chain_bytes = 0
@@ -462,7 +466,7 @@ class ConstrainedSampler:
             # The notebook's own stream, words rejected whole: its words minus the rejected.
             hi = self.max_word_len
             self._check_filters(c, n, given, self._stream_support, 0, hi, cut=True)
-            rows = self.sampler._rows  # the very rows `Sampler.sample` walks
+            rows = self._stream_rows
             walk = Walk(lambda _k, a: rows[a], self.alphabet, np.float32, clamp=False)
             steps = self.sampler.mean_steps
             words, rejected = walk.run(g, n, accept, (0, 0), "", hi, steps, budget)
