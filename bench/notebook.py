@@ -9,9 +9,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import itertools
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from tests import notebook_reference as nb
 
@@ -93,3 +95,23 @@ def sample(ns: dict, n: int, seed: int) -> list[str]:
 def script(steps: int = 600) -> str:
     """The notebook's training as a standalone script (cells [40] and [41])."""
     return nb.PRELUDE + nb.CELL_DATA + train_cell(steps)
+
+
+def score(W: torch.Tensor, alphabet: tuple[str, ...], words: list[str]) -> list[float]:
+    """Each word's log-likelihood the notebook's way, bigram by bigram: cell [42]'s forward pass
+    (one-hot row times W, exp, divide by the row sum) for the probability, and cell [14]'s
+    `torch.log(p)` of the bigram that follows, summed (start and end markers included)."""
+    V = len(alphabet)
+    ctoi = {c: i for i, c in enumerate(alphabet)}
+    out = []
+    for w in words:
+        chs = [".", *list(w), "."]
+        logprob = 0.0
+        for ch1, ch2 in itertools.pairwise(chs):
+            xenc = F.one_hot(torch.tensor([ctoi[ch1]]), num_classes=V).float()
+            logits = xenc @ W
+            counts = logits.exp()
+            p = counts / counts.sum(1, keepdims=True)
+            logprob += torch.log(p[0, ctoi[ch2]]).item()
+        out.append(logprob)
+    return out

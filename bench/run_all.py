@@ -11,7 +11,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/...`
 
-from bench import bench_http, bench_memory, bench_sample, bench_scale, bench_train
+from bench import (
+    bench_constraints,
+    bench_http,
+    bench_memory,
+    bench_sample,
+    bench_scale,
+    bench_train,
+)
 from bench.common import ExactnessError, Result, machine_facts, parse_args, print_table
 from bench.servers import start_hello, start_ours
 
@@ -24,6 +31,7 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
         server, hello = start_ours(), start_hello()
         try:
             results += bench_sample.run(smoke, server)
+            results += bench_constraints.run(smoke, server)
             results += bench_http.run(smoke, server, hello)
             results += bench_memory.run(smoke, server, hello)  # after all that traffic
         finally:

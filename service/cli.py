@@ -1,4 +1,4 @@
-"""The `civil-words` command line: train, eval, compare, sample, corpus, check, serve."""
+"""The `civil-words` command line: train, eval, compare, sample, score, corpus, check, serve."""
 
 from __future__ import annotations
 
@@ -51,7 +51,34 @@ def _seed_option(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _number_in(lo: float, hi: float):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo:g} to {hi:g})")
+        return v
+
+    return parse
+
+
+# Constraint names (as the HTTP API and the errors say them) -> the sample command's options.
+FLAGS = {
+    "n": "-n",
+    "prefix": "--prefix",
+    "min_len": "--min-len",
+    "max_len": "--max-len",
+    "novel": "--novel",
+    "unique": "--unique",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
     from service.lm.model import DEFAULT_MAX_WORD_LEN, DEFAULT_SEED, TrainConfig
 
     d = TrainConfig()
@@ -130,11 +157,51 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"sampling seed (default {d.seed})",
     )
     s.add_argument(
-        "--max-len",
+        "--max-word-len",
         type=_int_in(1),
         default=DEFAULT_MAX_WORD_LEN,
-        help="cut a word at this many symbols, for a model that seldom emits '.' "
+        help="the longest word (the server's MAX_WORD_LEN): without constraints a word is cut "
+        "there, for a model that seldom emits '.'; with constraints no word is longer "
         f"(default {DEFAULT_MAX_WORD_LEN})",
+    )
+    g = s.add_argument_group(
+        "constraints",
+        "words are drawn from the model conditioned on these (exactly: each word with "
+        "probability P(w) / P(constraints)); without any, the notebook's words",
+    )
+    g.add_argument("--prefix", default="", help="every word starts with these symbols")
+    g.add_argument(
+        "--min-len",
+        type=_int_in(1),
+        help="fewest symbols per word, prefix included (default: no minimum)",
+    )
+    g.add_argument(
+        "--max-len",
+        type=_int_in(1),
+        help="most symbols per word, prefix included (default: --max-word-len)",
+    )
+    g.add_argument("--novel", action="store_true", help="no word of the training word list")
+    g.add_argument("--unique", action="store_true", help="no word twice")
+    g.add_argument(
+        "--temperature",
+        type=_number_in(MIN_TEMPERATURE, MAX_TEMPERATURE),
+        default=1.0,
+        help="next-symbol probabilities become softmax(W[ix] / T) "
+        f"({MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, default 1)",
+    )
+    g.add_argument(
+        "--top-k",
+        type=_int_in(1),
+        help="keep only the k most probable next symbols, ties to the lower index (default: all)",
+    )
+
+    r = sub.add_parser("score", help="how likely a model finds words: log-probabilities")
+    r.add_argument("--model", required=True, metavar="FILE", help="model file to score with")
+    r.add_argument(
+        "words", nargs="*", metavar="WORD", help="words to score (default: one a line on stdin)"
+    )
+    r.add_argument(
+        "--json", action="store_true", help="one JSON object a line, as GET /score answers"
     )
 
     e = sub.add_parser(
@@ -314,14 +381,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from service.lm.constrained import ConstrainedSampler, ConstraintError, Constraints
     from service.lm.model import Sampler, probabilities
     from service.lm.store import load_model
 
     m = load_model(args.model)
-    P, _ = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
-    words = Sampler(P, m.alphabet).sample(args.n, args.seed, args.max_len)
+    P, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    sampler = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words, args.max_word_len)
+    c = Constraints(
+        args.prefix,
+        args.min_len,
+        args.max_len,
+        args.novel,
+        args.unique,
+        args.temperature,
+        args.top_k,
+    )
+    try:
+        words = sampler.sample(args.n, args.seed, c).words
+    except ConstraintError as e:
+        flags = ", ".join(FLAGS.get(p, p) for p in e.parameters)
+        print(f"civil-words: error: {flags}: {e.reason}", file=sys.stderr)
+        return 1
     sys.stdout.write("".join(w + "\n" for w in words))
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from service.lm.model import probabilities
+    from service.lm.score import Scorer, UnknownSymbolError, scores_json
+    from service.lm.store import load_model
+
+    m = load_model(args.model)
+    _, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    scorer = Scorer(logP, m.alphabet, m.words)
+    words = args.words or sys.stdin.read().splitlines()
+    failed = 0
+    for word in words:
+        try:
+            (s,) = scorer.score([word])
+        except UnknownSymbolError as e:
+            print(f"civil-words: error: {e.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(scores_json([s])[0])
+        else:
+            corpus = {True: "in corpus", False: "new", None: "no word list"}[s.in_corpus]
+            perplexity = "inf" if s.perplexity is None else f"{s.perplexity:.3f}"
+            print(
+                f"{s.word}\tlogprob {s.logprob:.4f}\tnll/symbol {s.nll_per_symbol:.4f}"
+                f"\tperplexity {perplexity}\t{corpus}"
+            )
+    return 1 if failed else 0
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
@@ -360,6 +472,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "compare": cmd_compare,
     "sample": cmd_sample,
+    "score": cmd_score,
     "corpus": cmd_corpus,
     "check": cmd_check,
     "serve": cmd_serve,

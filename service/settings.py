@@ -31,7 +31,20 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
     threads: int = Field(2, ge=1, le=64, description="threads per worker (gthread)")
     max_n: int = Field(1000, ge=1, le=100_000, description="largest n accepted by /sample")
-    max_word_len: int = Field(256, ge=1, le=10_000, description="a sampled word is cut there")
+    max_word_len: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        description="the longest word: unconstrained words are cut there, constrained ones "
+        "never exceed it (max_len's upper bound and its value when absent)",
+    )
+    rejection_budget: int = Field(
+        200_000,
+        ge=1,
+        le=100_000_000,
+        description="symbols one /sample request may draw for words that novel/unique reject; "
+        "past it the request gets a 422",
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="gunicorn and application log level"
     )

@@ -18,5 +18,11 @@ def test_benchmarks_smoke_run():
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rows = ("train 600 steps", "GET /sample?n=", "throughput", "PSS", "notebook", "peak RSS")
-    for row in (*rows, "words, wall", "--method counts"):
+    for row in (
+        *rows,
+        "words, wall",
+        "--method counts",
+        "min_len=8&max_len=8&novel=true",
+        "POST /score",
+    ):
         assert row in r.stdout, r.stdout

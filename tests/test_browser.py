@@ -18,7 +18,11 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.conftest import ROOT
+from service.lm.constrained import ConstrainedSampler
+from service.lm.model import Sampler, probabilities
+from service.lm.store import load_model, save_model
+from tests.conftest import ROOT, SHIPPED_MODEL
+from tests.server import start_server
 
 pytestmark = pytest.mark.server
 
@@ -38,8 +42,9 @@ PHONE = {"width": 375, "height": 740}
 DEFAULT_N = 12  # the count the page asks for on load
 MAX_SEED = 2**63 - 1
 # Chromium logs a fetch() answered 4xx as a console error; a test sending bad input on purpose
-# expects exactly one such line per bad request, naming that request's URL.
-FAILED_400 = "Failed to load resource: the server responded with a status of 400"
+# (a 400, or constraints no word meets, a 422) expects exactly one such line per bad request,
+# naming that request's URL.
+FAILED_4XX = "Failed to load resource: the server responded with a status of 4"
 # Records what the CSP refused, from before the page's own scripts run.
 CSP_WATCH = """
 window.__cspViolations = [];
@@ -95,6 +100,7 @@ class Home:
         expect(self.words_list).not_to_have_count(0)
         expect(self.page.locator("#stat-version")).not_to_have_text("…")
         expect(self.page.locator("#heatmap td[data-row]").first).to_be_attached()
+        expect(self.page.locator("#score-result")).to_be_visible()
         return self
 
     # -- the generate form --
@@ -130,9 +136,9 @@ class Home:
     def assert_clean(self, bad_requests: tuple[str, ...] = ()) -> None:
         """No console error (but one 400 per bad request sent on purpose), no exception, no
         CSP violation, no request to another host."""
-        expected = sorted((FAILED_400, url) for url in bad_requests)
+        expected = sorted((FAILED_4XX, url) for url in bad_requests)
         errors = sorted(
-            (FAILED_400, url) if text.startswith(FAILED_400) else (text, url)
+            (FAILED_4XX, url) if text.startswith(FAILED_4XX) else (text, url)
             for text, url in self.console_errors
         )
         assert errors == expected, f"console errors: {self.console_errors}"
@@ -446,7 +452,12 @@ def test_numbers_are_the_models(home, model):
     # Structure: one h1, a heading per section, labelled inputs, a named grid.
     expect(page.get_by_role("heading", level=1)).to_have_text("civil-words")
     headings = page.get_by_role("heading", level=2).all_inner_texts()
-    assert headings == ["Generate words", "The model: P(next | previous)", "The numbers"]
+    assert headings == [
+        "Generate words",
+        "Score a word",
+        "The model: P(next | previous)",
+        "The numbers",
+    ]
     expect(page.get_by_role("grid", name="The model")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Count")).to_be_visible()
     expect(page.get_by_role("textbox", name="Seed")).to_be_visible()
@@ -512,3 +523,175 @@ def test_desktop_screenshots(home, model):
     page.screenshot(path=README_SCREENSHOT)
     assert README_SCREENSHOT.stat().st_size < 300_000
     h.assert_clean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Constraints, scores, the held-out figures
+
+
+def set_constraints(page: Page, **values) -> None:
+    """Open the constraints group and set its fields (text, numbers, check boxes)."""
+    group = page.locator("#constraints")
+    if group.get_attribute("open") is None:
+        page.locator("#constraints summary").click()
+    for name, value in values.items():
+        field = page.locator(f"#{name}")
+        if isinstance(value, bool):
+            field.set_checked(value)
+        else:
+            field.fill(str(value))
+
+
+def test_constraints_give_the_apis_words_and_a_link_that_replays_them(home, server):
+    h = home()
+    page = h.page
+    expect(page.locator("#constraints")).not_to_have_attribute("open", "")
+    set_constraints(page, prefix="mor", min_len=5, max_len=8, novel=True, unique=True)
+    set_constraints(page, temperature="0.8", top_k=12)
+    assert h.generate(30, 77) == 200
+    expect(h.words_list).to_have_count(30)
+    params = {"n": 30, "seed": 77, "prefix": "mor", "min_len": 5, "max_len": 8}
+    params |= {"novel": "true", "unique": "true", "temperature": "0.8", "top_k": 12}
+    expected = server.get("/sample", params=params).json()["words"]
+    words = h.words()
+    assert words == expected and len(set(words)) == 30
+    assert all(w.startswith("mor") and 5 <= len(w) <= 8 for w in words)
+    query = parse_qs(urlsplit(h.sample_href()).query)
+    assert query == {k: [str(v)] for k, v in params.items()}
+    assert requests.get(h.sample_href(), timeout=30).json()["words"] == words
+
+    # Back to the defaults: the plain, notebook link again.
+    set_constraints(page, prefix="", min_len="", max_len="", novel=False, unique=False)
+    set_constraints(page, temperature="1", top_k="")
+    assert h.generate(5, 2147483647) == 200
+    assert h.words() == ["éssanée", "mexiomerér", "monts", "ex", "moût"]
+    assert h.sample_href() == f"{server.url}/sample?n=5&seed=2147483647"
+    h.assert_clean()
+
+
+def test_constraints_no_word_meets_show_the_apis_problem(home, server):
+    h = home()
+    page = h.page
+    before = h.words()
+    # The least likely first letter, under top-k 2: no word can start with it.
+    V = len(server.get("/model").json()["alphabet"])
+    m = load_model(SHIPPED_MODEL)
+    P, logP = probabilities(m.W, m.counts)
+    local = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
+    worst = m.alphabet[int(local._order[0, V - 1])]
+    set_constraints(page, prefix=worst, top_k=2)
+    params = {"n": 4, "prefix": worst, "top_k": 2}
+    answer = server.get("/sample", params=params)
+    assert answer.status_code == 422
+    assert h.generate(4, None) == 422
+    alert = page.get_by_role("alert").filter(has_text=answer.json()["detail"])
+    expect(alert).to_have_id("sample-error")
+    for name in ("prefix", "top_k"):
+        expect(page.locator(f"#{name}")).to_have_attribute("aria-invalid", "true")
+    assert h.words() == before
+    # A bad value (400) is marked the same way, on its own field.
+    set_constraints(page, prefix="", top_k="", min_len=6, max_len=3)
+    bad = server.get("/sample", params={"n": 4, "min_len": 6, "max_len": 3})
+    assert h.generate(4, None) == 400
+    expect(page.locator("#max_len")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#prefix")).not_to_have_attribute("aria-invalid", "true")
+    h.assert_clean(bad_requests=(answer.url, bad.url))
+
+
+def expect_score(h: Home, server, word: str) -> dict:
+    answer = server.get("/score", params={"word": word}).json()
+    page = h.page
+    expect(page.locator("#score-word")).to_have_text(answer["word"])
+    expect(page.locator("#score-logprob")).to_have_text(
+        f"{answer['logprob']:.4f}".replace("-", "\u2212")
+    )
+    expect(page.locator("#score-nll")).to_have_text(f"{answer['nll_per_symbol']:.4f}")
+    expect(page.locator("#score-perplexity")).to_have_text(f"{answer['perplexity']:#.4g}")
+    bars = page.locator("#bigram-chart g.bar")
+    expect(bars).to_have_count(answer["symbols"] + 1)
+    shown = bars.evaluate_all(
+        "gs => gs.map(g => [g.dataset.bigram, Number(g.dataset.logprob), "
+        "g.querySelector('rect').getAttribute('height')])"
+    )
+    assert [b for b, _, _ in shown] == [b["bigram"] for b in answer["bigrams"]]
+    assert [v for _, v, _ in shown] == [b["logprob"] for b in answer["bigrams"]]
+    # Bar heights follow -log P: the least likely bigram has the longest bar.
+    heights = [float(height) for _, _, height in shown]
+    assert heights.index(max(heights)) == min(
+        range(len(shown)), key=lambda k: answer["bigrams"][k]["logprob"]
+    )
+    link = page.locator("#score-link").evaluate("a => a.href")
+    assert parse_qs(urlsplit(link).query) == {"word": [word]}
+    return answer
+
+
+def test_score_a_word_shows_its_bigrams_as_bars(home, server):
+    h = home()
+    page = h.page
+    first = expect_score(h, server, "maison")  # scored on load
+    expect(page.locator("#score-corpus")).to_have_text("in the training list")
+    assert first["in_corpus"] is True
+    page.get_by_role("textbox", name="Word").fill("morbleu")
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/score"):
+        page.get_by_role("button", name="Score").click()
+    expect_score(h, server, "morbleu")
+    expect(page.locator("#score-corpus")).to_have_text("not in the training list")
+    # The chart has a text alternative naming its least likely bigram.
+    expect(page.locator("#bigram-caption")).to_contain_text("8 bigrams")
+
+    # A symbol outside the alphabet: the API's problem, and the last score stays.
+    page.get_by_role("textbox", name="Word").fill("kayak")
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/score") as answer:
+        page.get_by_role("button", name="Score").click()
+    assert answer.value.status == 400
+    detail = requests.get(answer.value.url, timeout=30).json()["detail"]
+    expect(page.locator("#score-error")).to_have_text(detail)
+    expect(page.get_by_role("textbox", name="Word")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#score-word")).to_have_text("morbleu")
+    h.assert_clean(bad_requests=(answer.value.url,))
+
+
+@pytest.fixture(scope="module")
+def holdout_server(tmp_path_factory):
+    """A model file of our own that reports a hold-out: config holdout > 0 and its figures."""
+    m = load_model(SHIPPED_MODEL)
+    path = tmp_path_factory.mktemp("holdout") / "holdout.safetensors"
+    meta = {k: v for k, v in m.metadata.items() if k not in ("format", "alphabet", "version")}
+    meta["config"] = {**m.config, "holdout": 0.1}
+    # Every tenth word held out, but those holding a symbol no other word has.
+    held = set(m.words[::10])
+    rest = [w for w in m.words if w not in held]
+    rare = set(m.alphabet[1:]) - set("".join(rest))
+    held = sorted(w for w in held if not set(w) & rare)
+    train = sorted(set(m.words) - set(held))
+    meta["holdout"] = {"nll": 2.4561, "examples": 6512, "words": len(held), "skipped": 3}
+    save_model(path, m.W, m.counts, m.alphabet, meta, train, held)
+    s = start_server(path)
+    yield s
+    s.stop()
+
+
+def test_training_and_held_out_nll_side_by_side(browser, holdout_server, server):
+    model = holdout_server.get("/model").json()
+    held = model["holdout"]["words"]
+    assert model["word_list"]["heldout"] == held > 600
+    h = Home(browser, holdout_server.url, viewport=DESKTOP).open()
+    try:
+        row = h.page.locator("#stat-holdout")
+        expect(row).to_be_visible()
+        expect(row).to_contain_text("training vs held-out")
+        expect(h.page.locator("#stat-nll-train")).to_have_text(f"{model['loss']['nll']:.4f}")
+        expect(h.page.locator("#stat-nll-heldout")).to_have_text("2.4561")
+        expect(h.page.locator("#stat-holdout-words")).to_have_text(
+            f"({held} held-out words, 6,512 bigrams, 3 skipped)"
+        )
+        h.assert_clean()
+    finally:
+        h.context.close()
+    # The shipped model has no hold-out: no such row.
+    plain = Home(browser, server.url, viewport=DESKTOP).open()
+    try:
+        expect(plain.page.locator("#stat-holdout")).to_be_hidden()
+        plain.assert_clean()
+    finally:
+        plain.context.close()

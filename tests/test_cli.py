@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -159,3 +160,130 @@ def test_train_reports_a_chaotic_descent_on_a_large_list(tmp_path):
     descent = load_model(model).metadata["descent"]
     assert descent["path"] == "float64 descent" and descent["float32_gap"] > 1e-5
     assert descent["warning"] in r.stderr
+
+
+# --- sample under constraints, score --------------------------------------------------------
+
+
+def test_sample_with_constraints_gives_the_services_words():
+    from service.lm.constrained import ConstrainedSampler, Constraints
+    from service.lm.model import Sampler, probabilities
+    from tests.conftest import SHIPPED_MODEL
+
+    m = load_model(SHIPPED_MODEL)
+    P, logP = probabilities(m.W, m.counts)
+    local = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
+    args = ["--prefix", "mor", "--min-len", "5", "--max-len", "8", "--novel", "--unique"]
+    args += ["--temperature", "0.8", "--top-k", "12"]
+    out = cli("sample", "--model", str(SHIPPED_MODEL), "-n", "40", "--seed", "5", *args, check=True)
+    expected = local.sample(40, 5, Constraints("mor", 5, 8, True, True, 0.8, 12)).words
+    assert out.stdout.splitlines() == expected
+    assert all(w.startswith("mor") and 5 <= len(w) <= 8 for w in expected)
+
+
+def test_max_word_len_cuts_and_max_len_conditions():
+    """--max-word-len is the notebook path's cut (the server's MAX_WORD_LEN); --max-len is a
+    constraint: words end by themselves, none longer."""
+    from tests.conftest import SHIPPED_MODEL
+
+    model = str(SHIPPED_MODEL)
+    plain = cli("sample", "--model", model, "-n", "300", "--seed", "1", check=True)
+    cut = cli("sample", "--model", model, "-n", "300", "--seed", "1", "--max-word-len", "4")
+    cut_words, plain_words = cut.stdout.splitlines(), plain.stdout.splitlines()
+    # Cutting changes only the words that were longer, and the stream after them.
+    assert cut_words[0] == plain_words[0][:4] and max(map(len, cut_words)) == 4
+    short = cli("sample", "--model", model, "-n", "300", "--seed", "1", "--max-len", "4")
+    assert max(map(len, short.stdout.splitlines())) <= 4
+    assert short.stdout != cut.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prefix", "xq", "--top-k", "2"], "--prefix, --top-k: no word meets"),
+        (["-n", "50", "--max-len", "1", "--unique"], "--unique, -n, --max-len: only 41"),
+        (["--prefix", "k"], "--prefix: 'k' (position 1) is not in the model's alphabet"),
+        (["--min-len", "5", "--max-len", "3"], "--max-len: must be at least min_len (5)"),
+    ],
+)
+def test_sample_refuses_what_the_model_cannot_meet(args, message):
+    from tests.conftest import SHIPPED_MODEL
+
+    r = cli("sample", "--model", str(SHIPPED_MODEL), *args)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_sample_novel_on_a_model_without_word_list():
+    from tests.conftest import LEGACY_MODEL
+
+    r = cli("sample", "--model", str(LEGACY_MODEL), "--novel")
+    assert r.returncode == 1 and "--novel: " in r.stderr and "word list" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--temperature", "0"],
+        ["--temperature", "21"],
+        ["--temperature", "nan"],
+        ["--top-k", "0"],
+        ["--min-len", "0"],
+        ["--max-len", "x"],
+    ],
+)
+def test_bad_constraint_values_are_usage_errors(args):
+    r = cli("sample", "--model", "x", *args)
+    assert r.returncode == 2 and "usage:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_score_prints_a_line_per_word_and_json_as_the_api():
+    import json
+    import math
+
+    from tests.conftest import SHIPPED_MODEL
+
+    m = load_model(SHIPPED_MODEL)
+    rows = torch.log_softmax(m.W.double(), 1)
+
+    def logprob(word):
+        ix = [0, *(m.alphabet.index(c) for c in word), 0]
+        return sum(rows[a, b].item() for a, b in itertools.pairwise(ix))
+
+    r = cli("score", "--model", str(SHIPPED_MODEL), "maison", "zoé", check=True)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("maison\t") and lines[1].startswith("zoé\t")
+    assert f"logprob {logprob('maison'):.4f}" in lines[0] and "in corpus" in lines[0]
+    assert lines[1].endswith("new")
+
+    r = cli("score", "--model", str(SHIPPED_MODEL), "--json", "été", check=True)
+    (obj,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert list(obj) == [
+        "word",
+        "logprob",
+        "symbols",
+        "nll_per_symbol",
+        "perplexity",
+        "in_corpus",
+        "bigrams",
+    ]
+    assert obj["logprob"] == pytest.approx(logprob("été"), abs=1e-12)
+    assert obj["perplexity"] == pytest.approx(math.exp(-logprob("été") / 4))
+    assert [b["bigram"] for b in obj["bigrams"]] == [".é", "ét", "té", "é."]
+
+
+def test_score_reads_standard_input_and_names_bad_words():
+    from tests.conftest import SHIPPED_MODEL
+
+    r = subprocess.run(
+        [sys.executable, "-m", "service", "score", "--model", str(SHIPPED_MODEL)],
+        input="maison\nkayak\ncode\n\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["maison", "code"]
+    assert "'kayak': 'k' (position 1) is not in the model's alphabet" in r.stderr
+    assert "empty word" in r.stderr and "Traceback" not in r.stderr

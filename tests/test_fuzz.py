@@ -14,11 +14,13 @@ the long version: either this file with more examples (1000 take about 70 s on 2
     FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/test_fuzz.py
 
 or the schemathesis command line against a running server (`make serve`), all phases
-including stateful ones, with the one non-default setting used here (a query string over
-1 KiB is refused with 414, a correct refusal of invalid data):
+including stateful ones, with the two non-default settings used here (a query string over
+1 KiB is refused with 414, a correct refusal of invalid data; valid constraints that no word
+can meet get 422, see ACCEPTANCES):
 
-    printf '[checks.negative_data_rejection]\nexpected-statuses = ["400", "404", "414"]\n' \
-        > /tmp/st.toml
+    printf '%s\n%s\n%s\n%s\n' '[checks.negative_data_rejection]' \
+        'expected-statuses = ["400", "404", "414"]' '[checks.positive_data_acceptance]' \
+        'expected-statuses = ["2xx", "400", "422"]' > /tmp/st.toml
     .venv/bin/schemathesis --config-file /tmp/st.toml run http://127.0.0.1:8000/openapi.json \
         --max-examples 2000 --workers 2
 """
@@ -47,13 +49,21 @@ PROBLEM_REF = "#/components/schemas/Problem"
 # outside the served names the document lists) and 414 (a query string over 1 KiB, refused
 # before it is parsed).
 REFUSALS = ["400", "404", "414"]
+# Answers to schema-valid requests: success, or what no schema can say. /sample's constraints
+# may be valid one by one yet such that no word meets them together, or that its bounded work
+# cannot find enough words (422); min_len <= max_len and a prefix no longer than max_len relate
+# two parameters, which OpenAPI cannot state (400).
+ACCEPTANCES = ["2xx", "400", "422"]
 
 
 def fuzz_config() -> SchemathesisConfig:
     return SchemathesisConfig.from_dict(
         {
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
-            "checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}},
+            "checks": {
+                "negative_data_rejection": {"expected-statuses": REFUSALS},
+                "positive_data_acceptance": {"expected-statuses": ACCEPTANCES},
+            },
         }
     )
 
@@ -119,7 +129,7 @@ def test_document_has_no_null_entries(document):
 def test_documented_errors_are_problems_that_can_occur(document):
     """Every documented error is the Problem object as `application/problem+json`; 414 is on
     every operation (the query limit applies to every route); 400 only where there are
-    parameters to be wrong."""
+    parameters or a body to be wrong."""
     for path, item in document["paths"].items():
         for method, op in item.items():
             where = f"{method.upper()} {path}"
@@ -130,7 +140,7 @@ def test_documented_errors_are_problems_that_can_occur(document):
                     schema = entry["content"][PROBLEM_JSON]["schema"]
                     assert schema == {"$ref": PROBLEM_REF}, f"{where} {status}"
             assert "414" in responses, f"{where}: 414 is not documented"
-            if not op.get("parameters"):
+            if not op.get("parameters") and "requestBody" not in op:
                 assert "400" not in responses, f"{where}: 400 documented, never sent"
 
 
@@ -169,6 +179,9 @@ ANSWERS = [
     ("GET", "/openapi.json", 200),
     ("GET", "/", 200),
     ("GET", "/sample?n=0", 400),
+    ("GET", "/sample?top_k=1&unique=true&n=50&max_len=3", 422),
+    ("GET", "/score?word=maison", 200),
+    ("POST", "/score", 400),
     ("GET", "/prob?bigram=%00%01", 400),
     ("GET", "/nope", 404),
     ("POST", "/sample", 405),

@@ -218,12 +218,15 @@ def test_metrics_add_up_across_workers(server):
     after = server.get("/metrics").text
     assert _counter(after, "/sample") - _counter(before, "/sample") == n
     words = {
-        labels["model"]: v for labels, v in _samples(after, "civil_words_words_generated_total")
+        (labels["model"], labels["constrained"]): v
+        for labels, v in _samples(after, "civil_words_words_generated_total")
     }
     words_before = {
-        labels["model"]: v for labels, v in _samples(before, "civil_words_words_generated_total")
+        (labels["model"], labels["constrained"]): v
+        for labels, v in _samples(before, "civil_words_words_generated_total")
     }
-    assert words["civil-words"] - words_before.get("civil-words", 0) == 2 * n
+    plain = ("civil-words", "false")
+    assert words[plain] - words_before.get(plain, 0) == 2 * n
     version = load_model(SHIPPED_MODEL).version
     info = _samples(after, "civil_words_model_info")
     assert info == [({"model": "civil-words", "version": version}, 1.0)]

@@ -1,15 +1,26 @@
 """The JSON API: one blueprint, thin views over `ServedModel`."""
 
 import secrets
+from functools import wraps
 
-from flask import Response, current_app
+from flask import Response, abort, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ValidationError
 
+from service.lm.constrained import Constraints
+from service.lm.score import scores_json
 from service.settings import Settings
 from service.web import metrics
-from service.web.errors import InvalidParameter, log, problem_response, problem_schema_ref
+from service.web.errors import (
+    InvalidParameter,
+    from_validation_error,
+    log,
+    problem_response,
+    problem_schema_ref,
+)
 from service.web.registry import ModelSet
 from service.web.schemas import (
+    MAX_SCORE_WORDS,
     LossResponse,
     MatrixResponse,
     ModelInfo,
@@ -17,10 +28,14 @@ from service.web.schemas import (
     Problem,
     ProbResponse,
     SampleResponse,
+    ScoreResponse,
     Status,
+    WordScoreInfo,
     model_query,
     prob_query,
     sample_query,
+    score_body,
+    score_query,
 )
 from service.web.served import ServedModel, UnknownSymbol
 
@@ -28,6 +43,48 @@ MODEL_TAG = Tag(name="model", description="Words and numbers from the bigram mod
 OPS_TAG = Tag(name="operations", description="Health, readiness and metrics")
 BAD_REQUEST = {400: problem_schema_ref()}
 NOT_FOUND = {404: problem_schema_ref()}  # `model=` names no served model
+UNPROCESSABLE = {422: problem_schema_ref()}
+TOO_LARGE = {413: problem_schema_ref()}
+
+
+def validated(
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    max_body: int | None = None,
+):
+    """Validate the query string or JSON body with the view's pydantic model, here; a body of
+    up to `max_body` bytes (else the app's MAX_CONTENT_LENGTH) is read.
+
+    flask-openapi3 still documents the view from its annotations; `__delay_validate_request__`
+    (its own `validate_request` decorator's mark) tells it the view validates itself. Its
+    generic parsing walks the model's JSON schema field by field on every request, a cost the
+    default `/sample?n=1` would pay for each of its nine parameters; `model_validate` on the
+    query's own items is the same validation (first value of a repeated key, unknown keys
+    refused) for a fraction of that.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def checked(**kwargs):
+            try:
+                if query is not None:
+                    kwargs["query"] = query.model_validate(request.args.to_dict())
+                if body is not None:
+                    if max_body is not None:
+                        request.max_content_length = max_body
+                    kwargs["body"] = body.model_validate(request.get_json(silent=True))
+            except ValidationError as e:
+                abort(from_validation_error(e))
+            return view(**kwargs)
+
+        checked.__delay_validate_request__ = True
+        return checked
+
+    return decorate
+
+
+def _json_text(text: str) -> Response:
+    return Response(text, mimetype="application/json")
 
 
 def _json(model, exclude_none: bool = True) -> Response:
@@ -48,28 +105,67 @@ def served(name: str | None) -> ServedModel:
 def create_api(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     api = APIBlueprint("api", __name__)
     names = served_models.names
-    SampleQuery = sample_query(settings.max_n, names)
-    # The union of the served alphabets: the view says which symbol a given model lacks.
-    symbols = sorted({c for m in served_models.models.values() for c in m.file.alphabet})
-    ProbQuery = prob_query(tuple(symbols), names)
+    # The union of the served alphabets: each view checks the chosen model's own.
+    symbols = tuple(sorted({c for m in served_models.models.values() for c in m.file.alphabet}))
+    SampleQuery = sample_query(settings.max_n, settings.max_word_len, symbols, names)
+    ProbQuery = prob_query(symbols, names)
     ModelQuery = model_query(names)
+    ScoreQuery = score_query(settings.max_word_len, symbols, names)
+    ScoreBody = score_body(settings.max_word_len, symbols)
+    # The largest valid body, written compactly: every word at its longest, each symbol escaped
+    # as a JSON surrogate pair (12 bytes), with quotes and commas. Other routes keep the app's
+    # 16 KiB.
+    score_bytes = MAX_SCORE_WORDS * (settings.max_word_len * 12 + 3) + 64
 
     @api.get(
         "/sample",
         tags=[MODEL_TAG],
-        responses={200: SampleResponse, **BAD_REQUEST, **NOT_FOUND},
-        summary="Sample words",
+        responses={200: SampleResponse, **BAD_REQUEST, **NOT_FOUND, **UNPROCESSABLE},
+        summary="Sample words, optionally under constraints",
     )
+    @validated(query=SampleQuery)
     def sample(query: SampleQuery):  # type: ignore[valid-type]
-        """n words from the model; the same seed gives the same words (the notebook's)."""
-        m = served(query.model)
-        seed = query.seed if query.seed is not None else secrets.randbelow(2**63)
-        words = m.sampler.sample(query.n, seed, settings.max_word_len)
-        metrics.words_generated(m.name, query.n)
+        """n words from the model; the same seed gives the same words (the notebook's, without
+        constraints). Constraints condition the model exactly: each word comes with probability
+        P(w) / P(constraints). 422 when no word can meet them, or when they are so improbable
+        that the request's bounded work cannot find n words."""
+        q = query
+        m = served(q.model)
+        seed = q.seed if q.seed is not None else secrets.randbelow(2**63)
+        c = Constraints(q.prefix, q.min_len, q.max_len, q.novel, q.unique, q.temperature, q.top_k)
+        result = m.sample(q.n, seed, c)
+        metrics.words_generated(m.name, q.n, result.constrained)
+        if result.rejected:
+            metrics.words_rejected(m.name, result.rejected)
         # Our own output, built from validated values: no need to validate it again.
         return _json(
-            SampleResponse.model_construct(words=words, n=query.n, seed=seed, model=m.version)
+            SampleResponse.model_construct(words=result.words, n=q.n, seed=seed, model=m.version)
         )
+
+    @api.get(
+        "/score",
+        tags=[MODEL_TAG],
+        responses={200: WordScoreInfo, **BAD_REQUEST, **NOT_FOUND},
+        summary="Score a word",
+    )
+    @validated(query=ScoreQuery)
+    def score(query: ScoreQuery):  # type: ignore[valid-type]
+        """How likely the model finds a word: its bigrams' log-probabilities, start and end
+        included, their sum, the NLL per symbol and the perplexity."""
+        (result,) = served(query.model).score([query.word])
+        return _json_text(scores_json([result])[0])
+
+    @api.post(
+        "/score",
+        tags=[MODEL_TAG],
+        responses={200: ScoreResponse, **BAD_REQUEST, **NOT_FOUND, **TOO_LARGE},
+        summary=f"Score 1 to {MAX_SCORE_WORDS} words",
+    )
+    @validated(query=ModelQuery, body=ScoreBody, max_body=score_bytes)
+    def score_many(query: ModelQuery, body: ScoreBody):  # type: ignore[valid-type]
+        """The scores of `{"words": [...]}`, in order."""
+        scores = ",".join(scores_json(served(query.model).score(body.words)))
+        return _json_text(f'{{"scores":[{scores}]}}')
 
     @api.get(
         "/prob",

@@ -38,7 +38,12 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     model directory `ModelSetError`), and no app is built.
     """
     settings = settings or Settings()
-    models = ModelSet.load(settings.model_path, settings.default_model)
+    models = ModelSet.load(
+        settings.model_path,
+        settings.default_model,
+        max_word_len=settings.max_word_len,
+        rejection_budget=settings.rejection_budget,
+    )
     model = models.get()
 
     app = OpenAPI(

@@ -12,12 +12,32 @@ from flask import Flask, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.lm.constrained import (
+    BadConstraint,
+    ConstraintError,
+    ImpossibleConstraints,
+    ImprobableConstraints,
+    NoWordList,
+)
+from service.lm.score import UnknownSymbolError
 from service.web.registry import UnknownModel
 from service.web.schemas import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"
 UNKNOWN_MODEL = "urn:civil-words:problem:unknown-model"
+# 422: the request is well formed, but the model cannot answer it.
+UNPROCESSABLE = {
+    ImpossibleConstraints: (
+        "urn:civil-words:problem:impossible-constraints",
+        "No word meets the constraints",
+    ),
+    ImprobableConstraints: (
+        "urn:civil-words:problem:improbable-constraints",
+        "Constraints too improbable",
+    ),
+    NoWordList: ("urn:civil-words:problem:no-word-list", "The model has no word list"),
+}
 log = logging.getLogger("civil_words")
 
 
@@ -71,19 +91,39 @@ def _reason(err: dict) -> str:
         return "must not be empty"
     if kind == "string_too_long":
         return f"must be at most {ctx['max_length']} characters"
+    if kind == "too_short":
+        return f"must hold at least {ctx['min_length']} (got {ctx['actual_length']})"
+    if kind == "too_long":
+        return f"must hold at most {ctx['max_length']} (got {ctx['actual_length']})"
+    if kind == "model_type":
+        return 'must be a JSON object: {"words": [...]}'
+    if kind == "list_type":
+        return "must be a JSON array"
     msg = err["msg"]
     return msg.removeprefix("Value error, ")
 
 
+def _name(loc: tuple, body: bool) -> str:
+    """A parameter's name from a pydantic location: `n`, or `words[3]` for a body item."""
+    if not loc:
+        return "body" if body else "query"
+    name = str(loc[0])
+    if body and len(loc) > 1 and isinstance(loc[1], int):
+        name += f"[{loc[1]}]"
+    return name
+
+
 def from_validation_error(e: ValidationError) -> Response:
-    """flask-openapi3's validation error callback: one FieldError per bad parameter."""
+    """The validation error callback: one FieldError per bad parameter (or body item)."""
+    body = request.method == "POST"
     errors: dict[str, FieldError] = {}
     for err in e.errors(include_url=False):
-        name = str(err["loc"][0]) if err["loc"] else "query"
+        name = _name(err["loc"], body)
         # An optional parameter fails twice (as a value and as "absent"): say it once.
         if name not in errors:
             errors[name] = FieldError(parameter=name, reason=_reason(err))
-    return invalid_parameters(list(errors.values()))
+    title = "Invalid request body" if body else "Invalid query parameter"
+    return invalid_parameters(list(errors.values()), title)
 
 
 def init_app(app: Flask) -> None:
@@ -96,6 +136,39 @@ def init_app(app: Flask) -> None:
         reason = f"no model named {e.name!r}; the models are {', '.join(e.names)}"
         return invalid_parameters(
             [FieldError(parameter="model", reason=reason)], 404, "Unknown model", UNKNOWN_MODEL
+        )
+
+    @app.errorhandler(BadConstraint)
+    def _bad_constraint(e: BadConstraint):
+        return invalid_parameters([FieldError(parameter=p, reason=e.reason) for p in e.parameters])
+
+    @app.errorhandler(ConstraintError)
+    def _unprocessable(e: ConstraintError):
+        kind, title = UNPROCESSABLE[type(e)]
+        return problem_response(
+            Problem(
+                type=kind,
+                title=title,
+                status=422,
+                detail=e.reason,
+                instance=request.path,
+                errors=[FieldError(parameter=p, reason=e.reason) for p in e.parameters],
+                found=getattr(e, "found", None),
+            )
+        )
+
+    @app.errorhandler(UnknownSymbolError)
+    def _unknown_symbol(e: UnknownSymbolError):
+        body = request.method == "POST"
+        error = FieldError(
+            parameter=f"words[{e.index}]" if body else "word",
+            reason=e.reason,
+            word=e.word,
+            symbol=e.symbol,
+            position=e.position,
+        )
+        return invalid_parameters(
+            [error], title="Invalid request body" if body else "Invalid query parameter"
         )
 
     @app.errorhandler(HTTPException)

@@ -46,7 +46,16 @@ LATENCY = Histogram(
     ["endpoint", "model"],
     buckets=LATENCY_BUCKETS,
 )
-WORDS = Counter("civil_words_words_generated_total", "Words sampled by /sample", ["model"])
+WORDS = Counter(
+    "civil_words_words_generated_total",
+    "Words sampled by /sample, with constraints or without",
+    ["model", "constrained"],
+)
+REJECTED = Counter(
+    "civil_words_words_rejected_total",
+    "Words drawn by /sample and left out by novel (a training word) or unique (a repeat)",
+    ["model", "reason"],
+)
 # Set by each worker for the models it serves; "live" so that the workers a reload replaced (and
 # with them the versions they served) drop out of the sum when they exit.
 MODEL = Gauge(
@@ -122,12 +131,22 @@ def _latency(endpoint: str, model: str):
 
 
 @cache
-def _words(model: str):
-    return WORDS.labels(model=model)
+def _words(model: str, constrained: bool):
+    return WORDS.labels(model=model, constrained="true" if constrained else "false")
 
 
-def words_generated(model: str, n: int) -> None:
-    _words(model).inc(n)
+@cache
+def _rejected(model: str, reason: str):
+    return REJECTED.labels(model=model, reason=reason)
+
+
+def words_generated(model: str, n: int, constrained: bool = False) -> None:
+    _words(model, constrained).inc(n)
+
+
+def words_rejected(model: str, rejected: dict[str, int]) -> None:
+    for reason, count in rejected.items():
+        _rejected(model, reason).inc(count)
 
 
 def reloaded(ok: bool) -> None:

@@ -81,8 +81,9 @@ class ModelSet:
         return tuple(self.models)
 
     @classmethod
-    def load(cls, path: str | Path, default: str | None = None) -> ModelSet:
-        """Load every model of `path` (a file or a directory) and check them all.
+    def load(cls, path: str | Path, default: str | None = None, **options) -> ModelSet:
+        """Load every model of `path` (a file or a directory) and check them all; `options` go
+        to `ServedModel.load` (the settings that shape sampling).
 
         Raises `ModelFileError` for the first bad file (naming it) and `ModelSetError` for a
         directory that is not a valid set (bad names, no model, an unknown or missing default).
@@ -93,7 +94,7 @@ class ModelSet:
         else:
             stem = path.name.removesuffix(SUFFIX)
             files = {stem if NAME.fullmatch(stem) else FALLBACK_NAME: path}
-        models = {name: ServedModel.load(file, name) for name, file in files.items()}
+        models = {name: ServedModel.load(file, name, **options) for name, file in files.items()}
         if default is None:
             if len(models) > 1:
                 raise ModelSetError(

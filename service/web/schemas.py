@@ -11,11 +11,24 @@ import unicodedata
 from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
+from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
+
 MAX_SEED = 2**63 - 1
+MAX_SCORE_WORDS = 1000  # words in one POST /score
 _DIGITS = re.compile(r"[0-9]{1,25}")
+_NUMBER = re.compile(r"[+-]?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][+-]?[0-9]{1,3})?")
 
 
 def _integer(value: Any) -> Any:
@@ -28,6 +41,33 @@ def _integer(value: Any) -> Any:
 
 
 Digits = BeforeValidator(_integer)
+
+
+def _number(value: Any) -> Any:
+    """A decimal number (`0.7`, `2`, `1e-1`); not `inf`, `nan`, hex or `1_0`."""
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value):
+            raise ValueError("must be a decimal number")
+        return float(value)
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    """`true` or `false`, as written in JSON (not `1`, `yes` or `on`)."""
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+def _nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+Decimal = BeforeValidator(_number)
+Boolean = BeforeValidator(_boolean)
+NFC = AfterValidator(_nfc)
 
 
 class Query(BaseModel):
@@ -80,11 +120,41 @@ def model_query(names: tuple[str, ...]) -> type[Query]:
     return create_model("ModelQuery", __base__=Query, model=_model_field(names))
 
 
-def sample_query(max_n: int, names: tuple[str, ...]) -> type[Query]:
-    """The /sample query model, with the configured maximum of n."""
+def _symbols_pattern(alphabet: tuple[str, ...], count: str) -> str:
+    """A regular expression for `count` symbols of the alphabet other than `.`, each in one of
+    its `spellings` (the server NFC-normalises what it is given)."""
+    return f"^(?:{_symbol_regex(tuple(c for c in alphabet if c != '.'))}){count}$"
+
+
+class SampleQueryBase(Query):
+    @field_validator("max_len", check_fields=False)
+    @classmethod
+    def _range(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """min_len <= max_len, and the prefix fits: bad values whatever the model."""
+        if v is None:
+            return v
+        lo, prefix = info.data.get("min_len"), info.data.get("prefix") or ""
+        if lo is not None and lo > v:
+            raise ValueError(f"must be at least min_len ({lo})")
+        if len(prefix) > v:
+            raise ValueError(f"the prefix has {len(prefix)} symbols, more than max_len ({v})")
+        return v
+
+
+def sample_query(
+    max_n: int, max_word_len: int, alphabet: tuple[str, ...], names: tuple[str, ...]
+) -> type[Query]:
+    """The /sample query model, with the configured maximum of n, the longest word, the served
+    symbols (for the prefix pattern and top_k's maximum: with several models, those of all of
+    them; the view checks the chosen model's) and the served names."""
+    V = len(alphabet)
+    length = (
+        Annotated[int, Digits, Field(ge=1, le=max_word_len)] | SkipJsonSchema[None],
+        Field(None, json_schema_extra=_integer_schema(1, max_word_len)),
+    )
     return create_model(
         "SampleQuery",
-        __base__=Query,
+        __base__=SampleQueryBase,
         model=_model_field(names),
         n=(
             Annotated[int, Digits],
@@ -104,6 +174,107 @@ def sample_query(max_n: int, names: tuple[str, ...]) -> type[Query]:
                 None,
                 description="sampling seed, 0 to 2^63-1; picked at random if absent",
                 json_schema_extra=_integer_schema(0, MAX_SEED),
+            ),
+        ),
+        prefix=(
+            Annotated[str, NFC],
+            Field(
+                "",
+                max_length=max_word_len,
+                description="every word starts with these symbols (NFC-normalised; symbols of "
+                "the model's alphabet, not '.')",
+                json_schema_extra={"pattern": _symbols_pattern(alphabet, "*")},
+            ),
+        ),
+        min_len=(
+            length[0],
+            Field(
+                None,
+                description=f"fewest symbols per word, prefix included, 1 to {max_word_len}; "
+                "no minimum if absent",
+                json_schema_extra=_integer_schema(1, max_word_len),
+            ),
+        ),
+        max_len=(
+            length[0],
+            Field(
+                None,
+                description=f"most symbols per word, prefix included, min_len to {max_word_len} "
+                f"(the longest word the server makes, MAX_WORD_LEN, if absent)",
+                json_schema_extra=_integer_schema(1, max_word_len),
+            ),
+        ),
+        novel=(
+            Annotated[bool, Boolean],
+            Field(False, description="true: no word of the model's training word list"),
+        ),
+        unique=(
+            Annotated[bool, Boolean],
+            Field(False, description="true: no word twice in the answer"),
+        ),
+        temperature=(
+            Annotated[float, Decimal],
+            Field(
+                1.0,
+                ge=MIN_TEMPERATURE,
+                le=MAX_TEMPERATURE,
+                description=f"next-symbol probabilities become softmax(W[ix] / temperature), "
+                f"{MIN_TEMPERATURE} to {MAX_TEMPERATURE:g}",
+            ),
+        ),
+        top_k=(
+            # Absent means all V symbols of the chosen model (V is per model).
+            Annotated[int, Digits, Field(ge=1, le=V)] | SkipJsonSchema[None],
+            Field(
+                None,
+                description="keep only the k most probable next symbols (ties to the lower "
+                "index), 1 to the model's V (the /models `symbols`); all of them if absent",
+                json_schema_extra=_integer_schema(1, V),
+            ),
+        ),
+    )
+
+
+def score_query(
+    max_word_len: int, alphabet: tuple[str, ...], names: tuple[str, ...]
+) -> type[Query]:
+    """The GET /score query model."""
+    return create_model(
+        "ScoreQuery",
+        __base__=Query,
+        model=_model_field(names),
+        word=(
+            str,
+            Field(
+                min_length=1,
+                max_length=max_word_len,
+                description="the word to score (NFC-normalised): symbols of the model's "
+                "alphabet, not '.'",
+                json_schema_extra={"pattern": _symbols_pattern(alphabet, "+")},
+            ),
+        ),
+    )
+
+
+def score_body(max_word_len: int, alphabet: tuple[str, ...]) -> type[BaseModel]:
+    """The POST /score body model."""
+    Word = Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=max_word_len,
+            json_schema_extra={"pattern": _symbols_pattern(alphabet, "+")},
+        ),
+    ]
+    return create_model(
+        "ScoreBody",
+        __config__=ConfigDict(extra="forbid"),
+        words=(
+            list[Word],
+            Field(
+                min_length=1,
+                max_length=MAX_SCORE_WORDS,
+                description=f"1 to {MAX_SCORE_WORDS} words to score, each NFC-normalised",
             ),
         ),
     )
@@ -130,15 +301,21 @@ def _escape(text: str) -> str:
 
 
 @cache
-def bigram_regex(alphabet: tuple[str, ...]) -> re.Pattern[str]:
-    """A /prob bigram: two symbols of the alphabet, each in one of its `spellings`, as two
-    groups. The OpenAPI document states this very expression, and the view parses the bigram
-    with it, so the document and the server cannot disagree on which bigrams are valid."""
+def _symbol_regex(alphabet: tuple[str, ...]) -> str:
+    """One symbol of the alphabet, in any of its `spellings`: an alternation."""
     in_class = "".join("\\" + c if c in "\\]^-[" else c for c in alphabet)
     longer = {w for c in alphabet for w in spellings(c) if len(w) > 1}
     # Longest first, then the one-character symbols as a class.
     ordered = sorted(longer, key=lambda w: (-len(w), w))
-    symbol = "|".join([*map(_escape, ordered), f"[{in_class}]"])
+    return "|".join([*map(_escape, ordered), f"[{in_class}]"])
+
+
+@cache
+def bigram_regex(alphabet: tuple[str, ...]) -> re.Pattern[str]:
+    """A /prob bigram: two symbols of the alphabet, each in one of its `spellings`, as two
+    groups. The OpenAPI document states this very expression, and the view parses the bigram
+    with it, so the document and the server cannot disagree on which bigrams are valid."""
+    symbol = _symbol_regex(alphabet)
     return re.compile(f"^({symbol})({symbol})$")
 
 
@@ -163,6 +340,30 @@ def prob_query(alphabet: tuple[str, ...], names: tuple[str, ...]) -> type[Query]
             ),
         ),
     )
+
+
+class BigramScore(BaseModel):
+    bigram: str = Field(description="two symbols; '.' is the start or end of the word")
+    logprob: float = Field(description="natural log of the probability of the 2nd after the 1st")
+
+
+class WordScoreInfo(BaseModel):
+    word: str = Field(description="the word, NFC-normalised")
+    logprob: float = Field(description="sum of its bigrams' log-probabilities, start and end in")
+    symbols: int = Field(description="its length in symbols; it has symbols + 1 bigrams")
+    nll_per_symbol: float = Field(description="-logprob / (symbols + 1)")
+    perplexity: float | None = Field(
+        description="exp(nll_per_symbol); null if over the largest double"
+    )
+    in_corpus: bool | None = Field(
+        description="whether the word is in the training word list; null if the model file "
+        "carries none"
+    )
+    bigrams: list[BigramScore]
+
+
+class ScoreResponse(BaseModel):
+    scores: list[WordScoreInfo] = Field(description="one score per word, in order")
 
 
 class SampleResponse(BaseModel):
@@ -265,8 +466,11 @@ class MatrixResponse(BaseModel):
 
 
 class FieldError(BaseModel):
-    parameter: str = Field(description="the query parameter at fault")
+    parameter: str = Field(description="the parameter at fault (`words[3]`: a body item)")
     reason: str = Field(description="what is wrong with it")
+    word: str | None = Field(None, description="the word at fault (/score)")
+    symbol: str | None = Field(None, description="the symbol at fault in it (/score)")
+    position: int | None = Field(None, description="its position in the word, 1 first (/score)")
 
 
 class Problem(BaseModel):
@@ -278,3 +482,6 @@ class Problem(BaseModel):
     detail: str | None = Field(None, description="explanation of this occurrence")
     instance: str | None = Field(None, description="the request path")
     errors: list[FieldError] | None = Field(None, description="one entry per bad parameter")
+    found: int | None = Field(
+        None, description="words found before the rejection budget ran out (improbable)"
+    )

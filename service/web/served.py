@@ -9,7 +9,14 @@ from pathlib import Path
 
 import torch
 
-from service.lm.model import Sampler, file_loss, probabilities
+from service.lm.constrained import (
+    DEFAULT_REJECTION_BUDGET,
+    ConstrainedSampler,
+    Constraints,
+    Sampled,
+)
+from service.lm.model import DEFAULT_MAX_WORD_LEN, Sampler, file_loss, probabilities
+from service.lm.score import Scorer, WordScore
 from service.lm.store import ModelFile, load_model
 from service.web.schemas import (
     CorpusInfo,
@@ -32,7 +39,9 @@ class UnknownSymbol(ValueError):
 class ServedModel:
     name: str  # the name it is served under (`model=`)
     file: ModelFile
-    sampler: Sampler
+    sampler: Sampler  # the notebook's words
+    constrained: ConstrainedSampler  # words under constraints (the notebook's without)
+    scorer: Scorer
     loss: LossResponse
     info: ModelInfo
     matrix: MatrixResponse
@@ -42,12 +51,19 @@ class ServedModel:
         return self.file.version
 
     @classmethod
-    def load(cls, path: str | Path, name: str) -> ServedModel:
+    def load(
+        cls,
+        path: str | Path,
+        name: str,
+        max_word_len: int = DEFAULT_MAX_WORD_LEN,
+        rejection_budget: int = DEFAULT_REJECTION_BUDGET,
+    ) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
         meta, config = f.metadata, f.config
-        P, _ = probabilities(f.W, f.counts, f.method, config["smoothing"])
+        P, logP = probabilities(f.W, f.counts, f.method, config["smoothing"])
         sampler = Sampler(P, f.alphabet)
+        constrained = ConstrainedSampler(sampler, logP, f.words, max_word_len, rejection_budget)
         loss, nll = file_loss(f.W, f.counts, f.method, config["smoothing"], config["reg"])
         V = len(f.alphabet)
         info = ModelInfo(
@@ -77,6 +93,8 @@ class ServedModel:
             name=name,
             file=f,
             sampler=sampler,
+            constrained=constrained,
+            scorer=Scorer(logP, f.alphabet, f.words),
             loss=LossResponse(
                 loss=loss, nll=nll, examples=info.examples, holdout=meta.get("holdout")
             ),
@@ -112,3 +130,11 @@ class ServedModel:
             shown = ", ".join(repr(c) for c in dict.fromkeys(missing))
             return f"{shown} not in the model's alphabet"
         return "not two symbols of the model's alphabet, each precomposed or decomposed"
+
+    def sample(self, n: int, seed: int, constraints: Constraints) -> Sampled:
+        """n words under the constraints (raises the `ConstraintError`s)."""
+        return self.constrained.sample(n, seed, constraints)
+
+    def score(self, words: list[str]) -> list[WordScore]:
+        """Scores of the words, in order (raises `UnknownSymbolError`)."""
+        return self.scorer.score(words)

@@ -77,13 +77,37 @@ function svg(tag, attrs = {}, text = null) {
 // Generate words
 
 const form = $("sample-form");
-const inputs = { n: $("n"), seed: $("seed") };
+// Every /sample parameter's input, by the name the API (and its problems) give it.
+const inputs = {
+  n: $("n"),
+  seed: $("seed"),
+  prefix: $("prefix"),
+  min_len: $("min_len"),
+  max_len: $("max_len"),
+  novel: $("novel"),
+  unique: $("unique"),
+  temperature: $("temperature"),
+  top_k: $("top_k"),
+};
+const CONSTRAINTS = ["prefix", "min_len", "max_len", "novel", "unique", "temperature", "top_k"];
 let sampleRequest = 0; // only the latest request may write to the page
 
+/** The query for the form: n, the seed if given, and each constraint set off its default
+ * (so that without constraints the link is the plain, notebook-exact `/sample?n=&seed=`). */
 function sampleQuery() {
   const q = new URLSearchParams({ n: inputs.n.value.trim() });
   const seed = inputs.seed.value.trim();
   if (seed !== "") q.set("seed", seed);
+  for (const name of CONSTRAINTS) {
+    const input = inputs[name];
+    if (input.type === "checkbox") {
+      if (input.checked) q.set(name, "true");
+      continue;
+    }
+    const value = name === "prefix" ? input.value : input.value.trim();
+    if (value === "" || (name === "temperature" && Number(value) === 1)) continue;
+    q.set(name, value);
+  }
   return q;
 }
 
@@ -93,10 +117,11 @@ async function generate() {
   const button = $("generate-button");
   result.setAttribute("aria-busy", "true");
   button.disabled = true;
+  const query = sampleQuery();
   try {
-    const { body, text } = await getJSON(`/sample?${sampleQuery()}`);
+    const { body, text } = await getJSON(`/sample?${query}`);
     if (ticket !== sampleRequest) return;
-    showWords(body, rawSeed(text, body.seed));
+    showWords(body, rawSeed(text, body.seed), query);
   } catch (err) {
     if (ticket !== sampleRequest) return;
     showSampleError(err);
@@ -108,17 +133,21 @@ async function generate() {
   }
 }
 
-function showWords(body, seed) {
+function showWords(body, seed, query) {
   $("sample-error").textContent = "";
   for (const input of Object.values(inputs)) input.removeAttribute("aria-invalid");
 
   $("words").replaceChildren(...body.words.map((w) => el("li", { text: w })));
   $("seed-used").textContent = seed;
   $("sample-model").textContent = body.model;
-  const href = `/sample?n=${body.n}&seed=${seed}`;
+  // The link replays these very words: the same parameters, the seed the service used.
+  const replay = new URLSearchParams(query);
+  replay.set("n", String(body.n));
+  replay.set("seed", seed);
+  const href = `/sample?${replay}`;
   const link = $("sample-link");
   link.href = href;
-  link.textContent = href;
+  link.textContent = decodeURIComponent(href);
   const reuse = $("reuse-seed");
   reuse.disabled = false;
   reuse.dataset.seed = seed;
@@ -134,6 +163,8 @@ function showSampleError(err) {
     if (bad.has(name)) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
   }
+  // A constraint at fault: open the group so that the marked field shows.
+  if (CONSTRAINTS.some((name) => bad.has(name))) $("constraints").open = true;
   const first = Object.keys(inputs).find((name) => bad.has(name));
   if (first) inputs[first].focus();
 }
@@ -146,6 +177,98 @@ form.addEventListener("submit", (event) => {
 $("reuse-seed").addEventListener("click", (event) => {
   inputs.seed.value = event.currentTarget.dataset.seed || "";
   inputs.seed.focus();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Score a word: /score's numbers, and its bigrams' log-probabilities as a bar chart.
+
+let scoreRequest = 0;
+
+async function scoreWord() {
+  const ticket = ++scoreRequest;
+  const word = $("word");
+  const href = `/score?${new URLSearchParams({ word: word.value })}`;
+  $("score-button").disabled = true;
+  try {
+    const { body } = await getJSON(href);
+    if (ticket !== scoreRequest) return;
+    showScore(body, href);
+    $("score-error").textContent = "";
+    word.removeAttribute("aria-invalid");
+  } catch (err) {
+    if (ticket !== scoreRequest) return;
+    $("score-error").textContent = err.message;
+    word.setAttribute("aria-invalid", "true");
+  } finally {
+    if (ticket === scoreRequest) $("score-button").disabled = false;
+  }
+}
+
+const fmtLog = (x) => fmtMinus(x.toFixed(4));
+const corpusText = {
+  true: "in the training list",
+  false: "not in the training list",
+  null: "unknown (the model has no word list)",
+};
+
+function showScore(score, href) {
+  $("score-word").textContent = score.word;
+  $("score-logprob").textContent = fmtLog(score.logprob);
+  $("score-nll").textContent = score.nll_per_symbol.toFixed(4);
+  $("score-perplexity").textContent =
+    score.perplexity === null ? "beyond any number" : score.perplexity.toPrecision(4);
+  $("score-corpus").textContent = corpusText[String(score.in_corpus)];
+  const link = $("score-link");
+  link.href = href;
+  link.textContent = decodeURIComponent(href);
+  drawBigrams(score.bigrams);
+  $("score-result").hidden = false;
+}
+
+/** One bar per bigram, its height the bigram's surprise (-ln P): taller is less likely. */
+function drawBigrams(bigrams) {
+  const box = $("bigram-chart");
+  const step = 34;
+  const m = { left: 34, right: 8, top: 18, bottom: 22 };
+  const W = m.left + m.right + step * bigrams.length;
+  const H = 150;
+  const worst = Math.max(1, ...bigrams.map((b) => -b.logprob));
+  const ticks = niceTicks(0, worst, 3);
+  const top = Math.max(worst, ticks.at(-1));
+  const y = (v) => m.top + (v / top) * (H - m.top - m.bottom);
+  const nodes = [];
+  for (const v of ticks) {
+    nodes.push(svg("line", { class: "grid", x1: m.left, x2: W - m.right, y1: y(v), y2: y(v) }));
+    const at = { class: "tick", x: m.left - 5, y: y(v), "text-anchor": "end" };
+    nodes.push(svg("text", { ...at, "dominant-baseline": "middle" }, fmtMinus(String(-v))));
+  }
+  bigrams.forEach(({ bigram, logprob }, k) => {
+    const x = m.left + k * step + 5;
+    const [a, b] = [...bigram];
+    const text = `P(${b === "." ? "end" : b} | ${a === "." ? "start" : a}): ln ${fmtLog(logprob)}`;
+    const bar = svg("g", { class: "bar", "data-bigram": bigram, "data-logprob": logprob });
+    bar.append(
+      svg("title", {}, text),
+      svg("rect", { x, y: y(0), width: step - 10, height: Math.max(y(-logprob) - y(0), 1) }),
+      svg("text", { class: "bar-label", x: x + (step - 10) / 2, y: 12, "text-anchor": "middle" },
+        bigram),
+      svg("text", { class: "tick", x: x + (step - 10) / 2, y: Math.min(y(-logprob) + 12, H - 4),
+        "text-anchor": "middle" }, fmtMinus((logprob).toFixed(1))),
+    );
+    nodes.push(bar);
+  });
+  box.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  box.style.maxWidth = `${W * 1.6}px`;
+  box.replaceChildren(svg("title", {}, "Log-probability of each bigram"), ...nodes);
+  const weakest = bigrams.reduce((p, q) => (q.logprob < p.logprob ? q : p));
+  $("bigram-caption").textContent =
+    `Log-probability of each of the ${bigrams.length} bigrams (bars hang down: longer is ` +
+    `less likely); the least likely is “${weakest.bigram}”, ln ${fmtLog(weakest.logprob)}`;
+}
+
+$("score-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  scoreWord();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -441,7 +564,10 @@ function showModel(info) {
   $("stat-corpus-words").textContent = fmtInt(info.corpus.words);
   const c = info.config;
   $("stat-training").textContent =
-    `${fmtInt(c.steps)} steps of gradient descent, lr ${c.lr}, reg ${c.reg}, seed ${c.seed}`;
+    c.method === "counts"
+      ? `counting model, smoothing ${c.smoothing}`
+      : `${fmtInt(c.steps)} steps of gradient descent, lr ${c.lr}, reg ${c.reg}, seed ${c.seed}`;
+  showHoldout(info);
   $("stat-loss-first").textContent = fmtLoss(info.loss.first);
   $("stat-loss-last").textContent = fmtLoss(info.loss.last);
   $("stat-loss-final").textContent = fmtLoss(info.loss.final);
@@ -450,6 +576,19 @@ function showModel(info) {
   const code = el("code", { title: `sha256 ${sha}`, text: `sha256 ${sha.slice(0, 12)}…` });
   $("stat-corpus").replaceChildren(`${fmtInt(info.corpus.bytes)} bytes, `, code);
   drawLoss(info.loss.curve);
+}
+
+/** With a hold-out, the training NLL and the held-out words' NLL side by side. */
+function showHoldout(info) {
+  const h = info.holdout;
+  $("stat-holdout").hidden = !h;
+  if (!h) return;
+  $("stat-nll-train").textContent = fmtLoss(info.loss.nll);
+  $("stat-nll-heldout").textContent = h.nll === null ? "none" : fmtLoss(h.nll);
+  const s = h.words === 1 ? "" : "s";
+  const skipped = h.skipped ? `, ${fmtInt(h.skipped)} skipped` : "";
+  $("stat-holdout-words").textContent =
+    `(${fmtInt(h.words)} held-out word${s}, ${fmtInt(h.examples)} bigrams${skipped})`;
 }
 
 /** Round, evenly spaced ticks covering [lo, hi]: about `count` of them. */
@@ -518,11 +657,15 @@ async function loadModel() {
 async function loadLimits() {
   try {
     const { body: doc } = await getJSON("/openapi.json");
-    const n = doc.paths["/sample"].get.parameters.find((p) => p.name === "n");
-    const max = n.schema.maximum;
+    const params = doc.paths["/sample"].get.parameters;
+    const maximum = (name) => params.find((p) => p.name === name)?.schema.maximum;
+    const max = maximum("n");
     if (Number.isInteger(max)) {
       inputs.n.max = String(max);
       $("n-hint").textContent = `1 to ${max} words`;
+    }
+    for (const name of ["min_len", "max_len", "top_k"]) {
+      if (Number.isInteger(maximum(name))) inputs[name].max = String(maximum(name));
     }
   } catch {
     // The page keeps its built-in hint; the server still says what is wrong with a count.
@@ -531,5 +674,6 @@ async function loadLimits() {
 
 initHeatmapEvents();
 generate();
+scoreWord();
 loadModel();
 loadLimits();

@@ -1,0 +1,142 @@
+"""Word scores (service/lm/score.py) against log-softmax of the stored W, and the notebook."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from service.lm.model import probabilities
+from service.lm.score import Scorer, UnknownSymbolError
+from service.lm.store import load_model
+from tests.conftest import LEGACY_MODEL, SHIPPED_MODEL, generated_word_lists
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    m = load_model(SHIPPED_MODEL)
+    _, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    return m, Scorer(logP, m.alphabet, m.words)
+
+
+def reference_logprob(W: torch.Tensor, alphabet, word: str) -> list[float]:
+    """log_softmax of the stored W's rows, bigram by bigram, in float64."""
+    ix = [0, *(alphabet.index(c) for c in word), 0]
+    rows = torch.log_softmax(W.double(), dim=1)
+    return [rows[a, b].item() for a, b in itertools.pairwise(ix)]
+
+
+WORDS = ["maison", "mor", "éssanée", "code", "x", "qu'il", "zzzz", "anticonstitutionnellement"]
+
+
+def test_scores_are_sums_of_log_softmax_of_W(shipped):
+    m, scorer = shipped
+    scores = scorer.score(WORDS)
+    for word, s in zip(WORDS, scores, strict=True):
+        expected = reference_logprob(m.W, m.alphabet, word)
+        assert s.word == word and s.symbols == len(word)
+        assert [b for b, _ in s.bigrams] == [
+            a + b for a, b in zip("." + word, word + ".", strict=False)
+        ]
+        assert [v for _, v in s.bigrams] == pytest.approx(expected, abs=1e-12)
+        assert s.logprob == pytest.approx(sum(expected), abs=1e-9)
+        assert s.nll_per_symbol == pytest.approx(-sum(expected) / (len(word) + 1), abs=1e-9)
+        assert s.perplexity == pytest.approx(math.exp(s.nll_per_symbol))
+        assert s.in_corpus == (word in set(m.words))
+    assert [s.in_corpus for s in scores[:4]] == [True, False, False, True]
+
+
+def test_scores_match_the_notebooks_per_bigram_code(shipped):
+    """The notebook computes a bigram's probability with one-hot @ W, exp and a row sum."""
+    m, scorer = shipped
+    V = len(m.alphabet)
+    for word, s in zip(WORDS, scorer.score(WORDS), strict=True):
+        ix = [0, *(m.alphabet.index(c) for c in word), 0]
+        total = 0.0
+        for a, b in itertools.pairwise(ix):
+            logits = F.one_hot(torch.tensor([a]), num_classes=V).float() @ m.W
+            counts = logits.exp()
+            p = counts / counts.sum(1, keepdims=True)
+            total += torch.log(p[0, b]).item()
+        assert s.logprob == pytest.approx(total, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["greek-cyrillic", "cjk-emoji-symbols"])
+def test_scores_on_other_alphabets_and_the_counting_model(name):
+    words = generated_word_lists()[name]
+    alphabet = (".", *sorted(set("".join(words))))
+    V = len(alphabet)
+    W = torch.randn((V, V), generator=torch.Generator().manual_seed(3))
+    counts = torch.randint(0, 50, (V, V), generator=torch.Generator().manual_seed(4))
+    for method, smoothing in [("neural", None), ("counts", 1.0)]:
+        _, logP = probabilities(W, counts, method, smoothing)
+        scorer = Scorer(logP, alphabet, words)
+        for w, s in zip(words[:20], scorer.score(words[:20]), strict=True):
+            ix = [0, *(alphabet.index(c) for c in w), 0]
+            if method == "neural":
+                rows = torch.log_softmax(W.double(), 1)
+            else:
+                N = counts.double() + smoothing
+                rows = torch.log(N / N.sum(1, keepdim=True))
+            expected = sum(rows[a, b].item() for a, b in itertools.pairwise(ix))
+            assert s.logprob == pytest.approx(expected, abs=1e-9) and s.in_corpus is True
+
+
+def test_words_are_nfc_normalised(shipped):
+    _, scorer = shipped
+    (decomposed,) = scorer.score(["e\u0301te\u0301"])
+    (composed,) = scorer.score(["été"])
+    assert decomposed.word == "été" and decomposed.logprob == composed.logprob
+
+
+@pytest.mark.parametrize(
+    ("words", "index", "symbol", "position", "reason"),
+    [
+        (["maison", "kayak"], 1, "k", 1, "'k' (position 1) is not in the model's alphabet"),
+        (["mai.son"], 0, ".", 4, "'.' (position 4) is the end marker"),
+        (["a", "b", ""], 2, None, None, "empty word"),
+        (["Paris"], 0, "P", 1, "'P' (position 1)"),
+        (["ab c"], 0, " ", 3, "' ' (position 3)"),
+    ],
+)
+def test_unknown_symbols_and_empty_words_are_named(shipped, words, index, symbol, position, reason):
+    _, scorer = shipped
+    with pytest.raises(UnknownSymbolError) as e:
+        scorer.score(words)
+    assert (e.value.index, e.value.symbol, e.value.position) == (index, symbol, position)
+    assert reason in e.value.reason
+
+
+def test_no_word_list_means_in_corpus_unknown():
+    m = load_model(LEGACY_MODEL)
+    _, logP = probabilities(m.W, m.counts)
+    (s,) = Scorer(logP, m.alphabet, m.words).score(["maison"])
+    assert s.in_corpus is None and s.logprob < 0
+
+
+def test_json_is_the_score(shipped):
+    """The JSON written directly reads back as exactly the score's numbers and strings."""
+    import json
+
+    from service.lm.score import scores_json
+
+    m, scorer = shipped
+    words = [*m.words[::50], "zoé", "x", "qu'il"]
+    scores = scorer.score(words)
+    for s, text in zip(scores, scores_json(scores), strict=True):
+        assert json.loads(text) == {
+            "word": s.word,
+            "logprob": s.logprob,
+            "symbols": s.symbols,
+            "nll_per_symbol": s.nll_per_symbol,
+            "perplexity": s.perplexity,
+            "in_corpus": s.in_corpus,
+            "bigrams": [{"bigram": b, "logprob": v} for b, v in s.bigrams],
+        }
+    # Symbols JSON must escape are escaped.
+    alphabet = (".", '"', "\\", "a")
+    (s,) = Scorer(torch.zeros(4, 4).numpy(), alphabet, None).score(['a"\\'])
+    assert json.loads(scores_json([s])[0])["bigrams"][1]["bigram"] == 'a"'
