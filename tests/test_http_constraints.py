@@ -311,7 +311,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_constrained_and_rejected_words_across_workers(server, local, shipped):
-    version = shipped.version
+    version = "civil-words"  # the served name: metrics are labelled by model name
     novel = {"n": 200, "novel": "true"}
     short = {"n": 40, "unique": "true", "max_len": 2}
     seeds = range(30)
@@ -350,6 +350,7 @@ def test_openapi_document_describes_every_parameter(server):
     doc = server.get("/openapi.json").json()
     params = {p["name"]: p["schema"] for p in doc["paths"]["/sample"]["get"]["parameters"]}
     assert list(params) == [
+        "model",
         "n",
         "seed",
         "prefix",
@@ -365,10 +366,11 @@ def test_openapi_document_describes_every_parameter(server):
     assert params["top_k"]["maximum"] == 41 and params["max_len"]["maximum"] == 256
     assert "422" in doc["paths"]["/sample"]["get"]["responses"]
     score = doc["paths"]["/score"]
-    assert [p["name"] for p in score["get"]["parameters"]] == ["word"]
+    assert [p["name"] for p in score["get"]["parameters"]] == ["model", "word"]
+    assert [p["name"] for p in score["post"]["parameters"]] == ["model"]
     body = score["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body
-    assert {"400", "413"} <= set(score["post"]["responses"])
+    assert {"400", "404", "413"} <= set(score["post"]["responses"])
 
 
 def test_the_most_expensive_constrained_request_is_bounded(server):

@@ -32,7 +32,15 @@ from tests.test_hostile_models import assert_refused, serve
 
 pytestmark = pytest.mark.server
 
-MODEL_ENDPOINTS = ["/sample?n=3&seed=1", "/prob?bigram=..", "/loss", "/model", "/matrix"]
+MODEL_ENDPOINTS = [
+    "/sample?n=3&seed=1",
+    "/sample?n=3&seed=1&min_len=2&max_len=4",
+    "/prob?bigram=..",
+    "/loss",
+    "/model",
+    "/matrix",
+    "/score?word=α",
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +114,24 @@ def test_every_model_endpoint_takes_model(multi, model_dir):
     assert multi.get("/sample?model=greek").json()["model"] == greek.version
     assert multi.get("/loss?model=greek").json()["examples"] == int(greek.counts.sum())
     assert multi.get("/model").json()["version"] == load_model(SHIPPED_MODEL).version
+    word = "".join(greek.alphabet[1:4])
+    got = multi.get(f"/score?word={word}&model=greek").json()
+    assert got["word"] == word and len(got["bigrams"]) == 4
+    r = requests.post(
+        f"{multi.url}/score?model=greek", json={"words": [word, word[::-1]]}, timeout=30
+    )
+    assert r.status_code == 200 and [s["word"] for s in r.json()["scores"]] == [word, word[::-1]]
+    # The same word is not a word of the other model.
+    assert multi.get(f"/score?word={word}").status_code == 400
 
 
 @pytest.mark.parametrize("path", MODEL_ENDPOINTS)
 def test_an_unknown_model_is_a_404_listing_the_names(multi, path):
     sep = "&" if "?" in path else "?"
     r = multi.get(f"{path}{sep}model=nope")
+    if path.startswith("/score"):
+        post = requests.post(f"{multi.url}/score?model=nope", json={"words": ["a"]}, timeout=30)
+        assert post.status_code == 404 and post.json() == {**r.json(), "instance": "/score"}
     assert r.status_code == 404 and r.headers["Content-Type"] == "application/problem+json"
     body = r.json()
     assert body["errors"][0]["parameter"] == "model"
@@ -126,7 +146,7 @@ def test_a_symbol_of_another_model_is_a_400_naming_it(multi):
 
 def test_the_document_lists_the_model_names(multi):
     doc = multi.get("/openapi.json").json()
-    for path in ("/sample", "/prob", "/loss", "/model", "/matrix"):
+    for path in ("/sample", "/prob", "/loss", "/model", "/matrix", "/score"):
         params = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
         assert params["model"]["schema"]["enum"] == ["civil", "greek"], path
         assert "404" in doc["paths"][path]["get"]["responses"], path
@@ -151,8 +171,10 @@ def test_metrics_carry_the_model(multi, model_dir):
     words = dict(samples(text, "civil_words_words_generated_total"))
 
     def delta(model):
-        key = (("model", model),)
-        return words.get(key, 0) - before.get(key, 0)
+        def total(values):
+            return sum(v for k, v in values.items() if dict(k)["model"] == model)
+
+        return total(words) - total(before)
 
     assert (delta("greek"), delta("civil")) == (40, 30)
     requests_by_model = Counter()

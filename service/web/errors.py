@@ -123,7 +123,7 @@ def from_validation_error(e: ValidationError) -> Response:
         if name not in errors:
             errors[name] = FieldError(parameter=name, reason=_reason(err))
     title = "Invalid request body" if body else "Invalid query parameter"
-    return invalid_parameters(list(errors.values()), title)
+    return invalid_parameters(list(errors.values()), title=title)
 
 
 def init_app(app: Flask) -> None:
