@@ -21,7 +21,8 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from service.lm.constrained import ConstrainedSampler
 from service.lm.model import Sampler, probabilities
 from service.lm.store import load_model, save_model
-from tests.conftest import ROOT, SHIPPED_MODEL
+from service.lm.train import Recipe, train_to_file
+from tests.conftest import CORPUS, ROOT, SHIPPED_MODEL
 from tests.server import start_server
 
 pytestmark = pytest.mark.server
@@ -119,7 +120,7 @@ class Home:
 
     def generate(self, n: str | int, seed: str | int | None) -> int:
         """Fill the form and click Generate; return the status of the /sample answer."""
-        self.page.get_by_label("Count").fill(str(n))
+        self.page.get_by_label("Count", exact=True).fill(str(n))
         self.page.get_by_label("Seed").fill("" if seed is None else str(seed))
         with self.page.expect_response(lambda r: urlsplit(r.url).path == "/sample") as answer:
             self.page.get_by_role("button", name="Generate").click()
@@ -693,5 +694,71 @@ def test_training_and_held_out_nll_side_by_side(browser, holdout_server, server)
     try:
         expect(plain.page.locator("#stat-holdout")).to_be_hidden()
         plain.assert_clean()
+    finally:
+        plain.context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Several models: the picker
+
+
+@pytest.fixture(scope="module")
+def two_models_server(tmp_path_factory):
+    """The shipped model beside the counting model of the same corpus, served from a directory."""
+    d = tmp_path_factory.mktemp("two-models")
+    shutil.copyfile(SHIPPED_MODEL, d / "civil-words.safetensors")
+    train_to_file(CORPUS, d / "counts.safetensors", recipe=Recipe(method="counts", smoothing=1))
+    s = start_server(d, DEFAULT_MODEL="civil-words")
+    yield s
+    s.stop()
+
+
+def test_the_model_picker_asks_the_chosen_model(browser, two_models_server, server):
+    """With several models, the page offers them; picking one makes every section ask it: the
+    words, the numbers, the heatmap, a bigram's probability and a word's score."""
+    s = two_models_server
+    h = Home(browser, s.url, viewport=DESKTOP).open()
+    try:
+        page = h.page
+        picker = page.get_by_label("Model", exact=True)
+        expect(page.locator("#model-picker")).to_be_visible()
+        expect(picker.locator("option")).to_have_text(["civil-words (default)", "counts"])
+        expect(picker).to_have_value("civil-words")
+        expect(page.locator("#stat-version")).to_have_text(s.get("/model").json()["version"])
+
+        counts = s.get("/model?model=counts").json()
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/matrix"):
+            picker.select_option("counts")
+        expect(page.locator("#stat-version")).to_have_text(counts["version"])
+        expect(page.locator("#stat-training")).to_have_text("counting model, smoothing 1")
+        expect(page.locator("#loss-caption")).to_contain_text("not trained by steps")
+        expect(page.locator("#model-picker-hint")).to_contain_text("counts, 41 symbols")
+
+        assert h.generate(20, 2147483647) == 200
+        expected = s.get("/sample?n=20&seed=2147483647&model=counts").json()["words"]
+        assert h.words() == expected
+        assert expected != s.get("/sample?n=20&seed=2147483647").json()["words"]
+        assert "model=counts" in h.sample_href()
+
+        i, j = counts["alphabet"].index("e"), counts["alphabet"].index("s")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/prob") as answer:
+            h.cell(i, j).click()
+        assert "model=counts" in answer.value.url
+        prob = s.get("/prob?bigram=es&model=counts").json()["prob"]
+        expect(page.locator("#prob-value")).to_have_text(f"{prob:#.6g}")
+
+        page.get_by_role("textbox", name="Word").fill("morbleu")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/score") as answer:
+            page.get_by_role("button", name="Score").click()
+        assert "model=counts" in answer.value.url
+        logprob = s.get("/score?word=morbleu&model=counts").json()["logprob"]
+        expect(page.locator("#score-logprob")).to_have_text(f"{logprob:.4f}".replace("-", "\u2212"))
+        h.assert_clean()
+    finally:
+        h.context.close()
+    # One model: no picker.
+    plain = Home(browser, server.url, viewport=DESKTOP).open()
+    try:
+        expect(plain.page.locator("#model-picker")).to_be_hidden()
     finally:
         plain.context.close()

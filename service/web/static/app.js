@@ -1,6 +1,7 @@
 // The civil-words home page: words from /sample, the matrix P from /matrix, the numbers from
-// /model, one bigram at a time from /prob. Plain DOM, no framework, nothing from other hosts;
-// the page's CSP allows no inline script or style markup, so styles are set through the CSSOM.
+// /model, one bigram at a time from /prob, scores from /score, the served models from /models.
+// Plain DOM, no framework, nothing from other hosts; the page's CSP allows no inline script or
+// style markup, so styles are set through the CSSOM.
 
 const $ = (id) => document.getElementById(id);
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -44,6 +45,20 @@ function rawSeed(text, parsed) {
   // A `"seed":` inside a word would be escaped (`\"seed\":`), so this finds the key only.
   const m = /"seed"\s*:\s*(\d+)/.exec(text);
   return m ? m[1] : String(parsed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model every request asks for: null until the user picks one (the server's default).
+
+let chosenModel = null;
+
+/** `path` with `model=` added when a model was picked. */
+function forModel(path) {
+  if (chosenModel === null) return path;
+  const [base, query = ""] = path.split("?");
+  const q = new URLSearchParams(query);
+  q.set("model", chosenModel);
+  return `${base}?${q}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ async function generate() {
   button.disabled = true;
   const query = sampleQuery();
   try {
-    const { body, text } = await getJSON(`/sample?${query}`);
+    const { body, text } = await getJSON(forModel(`/sample?${query}`));
     if (ticket !== sampleRequest) return;
     showWords(body, rawSeed(text, body.seed), query);
   } catch (err) {
@@ -144,7 +159,7 @@ function showWords(body, seed, query) {
   const replay = new URLSearchParams(query);
   replay.set("n", String(body.n));
   replay.set("seed", seed);
-  const href = `/sample?${replay}`;
+  const href = forModel(`/sample?${replay}`);
   const link = $("sample-link");
   link.href = href;
   link.textContent = decodeURIComponent(href);
@@ -187,7 +202,7 @@ let scoreRequest = 0;
 async function scoreWord() {
   const ticket = ++scoreRequest;
   const word = $("word");
-  const href = `/score?${new URLSearchParams({ word: word.value })}`;
+  const href = forModel(`/score?${new URLSearchParams({ word: word.value })}`);
   $("score-button").disabled = true;
   try {
     const { body } = await getJSON(href);
@@ -358,6 +373,9 @@ function buildHeatmap({ alphabet, probs }) {
     return row;
   });
   heat.cells[0][0].tabIndex = 0;
+  heat.selected = null;
+  // Built again when another model is picked: keep only the caption.
+  table.querySelectorAll("thead, tbody").forEach((part) => part.remove());
   table.append(el("thead", {}, headRow), tbody);
   paint();
 }
@@ -443,7 +461,7 @@ async function selectCell(i, j) {
   heat.selected = td;
 
   const bigram = heat.alphabet[i] + heat.alphabet[j];
-  const href = `/prob?bigram=${encodeURIComponent(bigram)}`;
+  const href = forModel(`/prob?bigram=${encodeURIComponent(bigram)}`);
   const ticket = ++heat.probRequest;
   const out = $("prob-result");
   out.setAttribute("aria-busy", "true");
@@ -605,6 +623,12 @@ function niceTicks(lo, hi, count) {
 
 function drawLoss(curve) {
   const box = $("loss-curve");
+  if (curve.length === 0) {
+    // A counting model is not trained by steps: nothing to draw.
+    box.replaceChildren();
+    $("loss-caption").textContent = "No training curve: the counting model is not trained by steps.";
+    return;
+  }
   const [W, H] = [360, 160];
   const m = { left: 40, right: 14, top: 12, bottom: 28 };
   const steps = curve.map(([s]) => s);
@@ -645,7 +669,10 @@ function drawLoss(curve) {
 
 async function loadModel() {
   try {
-    const [model, matrix] = await Promise.all([getJSON("/model"), getJSON("/matrix")]);
+    const [model, matrix] = await Promise.all([
+      getJSON(forModel("/model")),
+      getJSON(forModel("/matrix")),
+    ]);
     showModel(model.body);
     buildHeatmap(matrix.body);
   } catch (err) {
@@ -672,8 +699,45 @@ async function loadLimits() {
   }
 }
 
+/** The picker, when the server serves several models: choosing one asks it everything again. */
+async function loadModels() {
+  let models;
+  try {
+    ({ body: { models } } = await getJSON("/models"));
+  } catch {
+    return; // the page still works with the default model
+  }
+  if (models.length < 2) return;
+  const select = $("model-select");
+  select.replaceChildren(
+    ...models.map((m) =>
+      el("option", { value: m.name, text: `${m.name}${m.default ? " (default)" : ""}` }),
+    ),
+  );
+  const current = models.find((m) => m.default) || models[0];
+  select.value = current.name;
+  const describe = (m) => {
+    $("model-picker-hint").textContent = `${m.method}, ${m.symbols} symbols, version ${m.version}`;
+    inputs.top_k.max = String(m.symbols); // each model has its own V
+  };
+  describe(current);
+  select.addEventListener("change", () => {
+    const m = models.find((x) => x.name === select.value);
+    chosenModel = m.name;
+    describe(m);
+    $("prob-result").replaceChildren(
+      el("p", { class: "prob-empty", text: "Pick a cell to ask the API for that bigram." }),
+    );
+    generate();
+    if ($("word").value.trim() !== "") scoreWord();
+    loadModel();
+  });
+  $("model-picker").hidden = false;
+}
+
 initHeatmapEvents();
 generate();
 scoreWord();
 loadModel();
 loadLimits();
+loadModels();
