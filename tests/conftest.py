@@ -18,6 +18,22 @@ SHIPPED_MODEL = ROOT / "model_store" / "civil-words.safetensors"
 LEGACY_MODEL = ROOT / "tests" / "data" / "civil-words-v1.safetensors"
 
 
+def neural_config(**changes) -> dict:
+    """A model file's `config` for the neural method with the notebook's settings, and
+    `changes`."""
+    config = {
+        "method": "neural",
+        "steps": 600,
+        "lr": 50.0,
+        "reg": 0.01,
+        "seed": 2147483647,
+        "smoothing": None,
+        "holdout": 0.0,
+        "split_seed": 2147483647,
+    }
+    return {**config, **changes}
+
+
 def _random_words(rng: random.Random, alphabet: str, count: int, max_len: int) -> list[str]:
     return sorted(
         {

@@ -10,7 +10,7 @@ import torch
 from service.lm.corpus import read_words
 from service.lm.store import load_model
 from service.lm.train import train_to_file
-from tests.conftest import CORPUS, SHIPPED_MODEL
+from tests.conftest import CORPUS, SHIPPED_MODEL, neural_config
 
 
 @pytest.mark.parametrize("source", ["file", "memory"])
@@ -31,14 +31,5 @@ def test_shipped_model_equals_a_fresh_training(tmp_path, source):
 def test_shipped_model_describes_its_corpus():
     m = load_model(SHIPPED_MODEL)
     assert m.metadata["corpus_sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
-    assert m.metadata["config"] == {
-        "method": "neural",
-        "steps": 600,
-        "lr": 50.0,
-        "reg": 0.01,
-        "seed": 2147483647,
-        "smoothing": None,
-        "holdout": 0.0,
-        "split_seed": 2147483647,
-    }
+    assert m.metadata["config"] == neural_config()
     assert m.metadata["examples"] == 65725 and len(m.alphabet) == 41
