@@ -282,9 +282,7 @@ class ConstrainedSampler:
         self.training = None if words is None else TrainingWords(words, self.stoi)
         # Ranks for top-k: a stable sort of -logP keeps the lower index on ties.
         self._order = np.argsort(-self.logP, axis=1, kind="stable")
-        # The notebook's stream: the rows of P (float32, as `Sampler` divides them) and what
-        # its loop can draw.
-        self._stream_rows = list(sampler.P.numpy())
+        # What the notebook's loop can draw (its rows are the sampler's own, `sampler.rows`).
         self._stream_support = sampler.P.numpy() > 0
         self._lock = threading.Lock()
         self._chains: OrderedDict[tuple, Chain] = OrderedDict()
@@ -466,7 +464,7 @@ class ConstrainedSampler:
             # The notebook's own stream, words rejected whole: its words minus the rejected.
             hi = self.max_word_len
             self._check_filters(c, n, given, self._stream_support, 0, hi, cut=True)
-            rows = self._stream_rows
+            rows = self.sampler.rows
             walk = Walk(lambda _k, a: rows[a], self.alphabet, np.float32, clamp=False)
             steps = self.sampler.mean_steps
             words, rejected = walk.run(g, n, accept, (0, 0), "", hi, steps, budget)

@@ -335,7 +335,7 @@ class Sampler:
         self.alphabet = tuple(alphabet)
         self.stoi = {c: i for i, c in enumerate(self.alphabet)}
         self.P = P
-        self._rows = list(self.P.numpy())  # row views: indexing a list is the cheapest step
+        self.rows = list(self.P.numpy())  # row views: indexing a list is the cheapest step
         self.mean_steps = expected_length(self.P)
         self._max_rows = max(16, CHUNK_DRAWS // len(self.alphabet))
 
@@ -348,7 +348,7 @@ class Sampler:
         """
         V = len(self.alphabet)
         g = torch.Generator().manual_seed(seed)
-        rows, alphabet = self._rows, self.alphabet
+        rows, alphabet = self.rows, self.alphabet
         buf = np.empty(V, dtype=np.float32)
         words: list[str] = []
         out: list[str] = []
