@@ -382,11 +382,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from service.lm.constrained import ConstrainedSampler, ConstraintError, Constraints
-    from service.lm.model import Sampler, probabilities
+    from service.lm.model import Sampler
     from service.lm.store import load_model
 
     m = load_model(args.model)
-    P, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    P, logP = m.probabilities()
     sampler = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words, args.max_word_len)
     c = Constraints(
         args.prefix,
@@ -408,12 +408,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from service.lm.model import probabilities
     from service.lm.score import Scorer, UnknownSymbolError, scores_json
     from service.lm.store import load_model
 
     m = load_model(args.model)
-    _, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
+    _, logP = m.probabilities()
     scorer = Scorer(logP, m.alphabet, m.words)
     words = args.words or sys.stdin.read().splitlines()
     failed = 0

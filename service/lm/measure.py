@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from service.lm.corpus import WordStream, count_known
 from service.lm.model import (
@@ -18,19 +17,12 @@ from service.lm.model import (
     DEFAULT_SEED,
     Sampler,
     mean_nll,
-    probabilities,
 )
 from service.lm.store import ModelFile, ModelFileError
 
 
 class IncomparableModels(ValueError):
     """Two models that cannot be compared (their alphabets differ)."""
-
-
-def model_probabilities(m: ModelFile) -> tuple[torch.Tensor, np.ndarray]:
-    """The model's P (V, V) float32, the table its reference loop samples, and logP (V, V)
-    float64 (see `probabilities`)."""
-    return probabilities(m.W, m.counts, m.method, m.config["smoothing"])
 
 
 @dataclass(frozen=True)
@@ -48,7 +40,7 @@ def evaluate(m: ModelFile, words: str | Path) -> Evaluation:
     """The model's mean NLL on a word list, read in one streaming pass (checked as for
     training); words holding a symbol outside the alphabet are skipped and counted."""
     known = count_known(((chunk.text, None) for chunk in WordStream(words)), m.alphabet)
-    nll = mean_nll(model_probabilities(m)[1], known.counts)
+    nll = mean_nll(m.probabilities()[1], known.counts)
     return Evaluation(
         nll=nll,
         perplexity=None if nll is None else math.exp(nll),
@@ -76,7 +68,7 @@ def sample_origins(
     if m.words is None:
         raise ModelFileError(m.path, "holds no word list (a format-1 file): retrain it")
     training, heldout = set(m.words), set(m.heldout or ())
-    words = Sampler(model_probabilities(m)[0], m.alphabet).sample(n, seed, cut_at)
+    words = Sampler(m.probabilities()[0], m.alphabet).sample(n, seed, cut_at)
     in_training = sum(w in training for w in words)
     in_heldout = sum(w not in training and w in heldout for w in words)
     return Origins(n, seed, in_training, in_heldout, n - in_training - in_heldout)
@@ -112,7 +104,7 @@ def compare(
             f"{len(b.alphabet)} symbols; only in A: {_only(a, b)}; only in B: {_only(b, a)}): "
             "their next-symbol tables and words cannot be compared"
         )
-    (PA, logA), (PB, logB) = model_probabilities(a), model_probabilities(b)
+    (PA, logA), (PB, logB) = a.probabilities(), b.probabilities()
     C = a.counts.numpy().astype(np.float64)
     rows = C.sum(axis=1)
     kl_rows = (np.exp(logA) * (logA - logB)).sum(axis=1)

@@ -35,6 +35,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from service.lm.model import probabilities
+
 FORMAT = "civil-words/2"
 LEGACY_FORMAT = "civil-words/1"  # W and counts only, no word list; still loaded
 MAX_HEADER_BYTES = 1 << 20  # our headers are a few KiB; refuse to parse anything huge
@@ -95,6 +97,11 @@ class ModelFile:
     @property
     def method(self) -> str:
         return str(self.config["method"])
+
+    def probabilities(self) -> tuple[torch.Tensor, np.ndarray]:
+        """(P float32, logP float64), (V, V): the next-symbol tables of this file's method
+        (`service.lm.model.probabilities`)."""
+        return probabilities(self.W, self.counts, self.method, self.config["smoothing"])
 
 
 def encode_words(words: Sequence[str]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from service.lm.constrained import (
     Constraints,
     Sampled,
 )
-from service.lm.model import DEFAULT_MAX_WORD_LEN, Sampler, file_loss, probabilities
+from service.lm.model import DEFAULT_MAX_WORD_LEN, Sampler, file_loss
 from service.lm.score import Scorer, WordScore
 from service.lm.store import ModelFile, load_model
 from service.web.schemas import (
@@ -61,7 +61,7 @@ class ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         f = load_model(path)
         meta, config = f.metadata, f.config
-        P, logP = probabilities(f.W, f.counts, f.method, config["smoothing"])
+        P, logP = f.probabilities()
         sampler = Sampler(P, f.alphabet)
         constrained = ConstrainedSampler(sampler, logP, f.words, max_word_len, rejection_budget)
         loss, nll = file_loss(f.W, f.counts, f.method, config["smoothing"], config["reg"])
