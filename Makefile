@@ -4,6 +4,10 @@ VENV   ?= .venv
 SHARED ?= ../shared
 BIN    := $(VENV)/bin
 MODEL  := model_store/civil-words.safetensors
+# The counting model that `civil-words tune` picks on the corpus (a held-out tenth), shipped too.
+TUNED  := model_store/civil-words-tuned.safetensors
+# `make serve` serves both shipped models, the notebook's by default.
+SERVE_ENV := MODEL_PATH=model_store DEFAULT_MODEL=civil-words
 # The test extras (and so the venv) are rebuilt when pyproject.toml changes.
 STAMP  := $(VENV)/.installed
 
@@ -22,7 +26,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/civil-words serve
+	$(SERVE_ENV) $(BIN)/civil-words serve
 
 # The whole suite, the image's tests (tests/test_image.py: build, run, stop) and the real
 # Prometheus's (tests/test_prometheus.py) included.
@@ -38,9 +42,12 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Debian's podman, runc and mmdebstrap build and run the image (mmdebstrap makes the base image
-# where it cannot be pulled); Debian's prometheus brings the server and promtool for the
-# monitoring tests. Installed only when missing and apt-get is there (a Docker laptop skips it).
-IMAGE_TOOLS := podman:podman runc:runc mmdebstrap:mmdebstrap prometheus:prometheus promtool:prometheus
+# where it cannot be pulled); catatonit is the pause process of the pods `podman kube play`
+# makes (a podman recommendation, which --no-install-recommends leaves out); Debian's
+# prometheus brings the server and promtool for the monitoring tests. Installed only when
+# missing and apt-get is there (a Docker laptop skips it).
+IMAGE_TOOLS := podman:podman runc:runc mmdebstrap:mmdebstrap catatonit:catatonit \
+	prometheus:prometheus promtool:prometheus
 image-deps:
 	@missing=""; for t in $(IMAGE_TOOLS); do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; done; \
@@ -54,12 +61,14 @@ image-deps:
 image: image-deps
 	deploy/image/build.sh
 
-# Builds the image (cached: seconds) and runs it as a cluster would: tests/test_image.py.
+# Builds the image (cached: seconds), runs it as a cluster would, and plays the rendered
+# manifests (base, several-models) with `podman kube play`: tests/test_image.py.
 image-test: $(STAMP) image-deps
 	$(BIN)/python -m pytest tests/test_image.py
 
 model: $(STAMP)
 	$(BIN)/civil-words train --words $(SHARED)/data/civil_mots.txt --out $(MODEL)
+	$(BIN)/civil-words tune --words $(SHARED)/data/civil_mots.txt --holdout 0.1 --out $(TUNED)
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench deploy

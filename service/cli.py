@@ -1,4 +1,5 @@
-"""The `civil-words` command line: train, eval, compare, sample, score, corpus, check, serve."""
+"""The `civil-words` command line: train, tune, eval, compare, sample, score, corpus, check,
+serve."""
 
 from __future__ import annotations
 
@@ -79,13 +80,15 @@ FLAGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
-    from service.lm.model import DEFAULT_MAX_WORD_LEN, DEFAULT_SEED, TrainConfig
+    from service.lm.model import TrainConfig
+    from service.lm.sampling import DEFAULT_MAX_WORD_LEN
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="civil-words",
-        description="A character-level bigram language model of the French Code civil: "
-        "train it, sample words from it, serve it over HTTP.",
+        description="Character-level language models of the French Code civil (the notebook's "
+        "bigram network, counting models of order 2 to 8): train them, sample words from "
+        "them, serve them over HTTP.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -119,33 +122,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         choices=("neural", "counts"),
         default="neural",
-        help="'neural': the notebook's one-layer network (default); 'counts': the counting "
-        "model, P = (N + K) normalised per row",
+        help="'neural': the notebook's one-layer network (default, order 2); 'counts': the "
+        "counting model of --order N",
+    )
+    t.add_argument(
+        "--order",
+        type=_int_in(2, 9),
+        default=None,
+        metavar="N",
+        help="counts: the next symbol depends on the last N - 1 symbols, 2 <= N <= 8 (default 2)",
     )
     t.add_argument(
         "--smoothing",
-        type=_positive,
         default=None,
-        metavar="K",
-        help="counts: K added to every bigram count, K > 0 (default 1)",
-    )
-    t.add_argument(
-        "--holdout",
-        type=_fraction,
-        default=0.0,
-        metavar="F",
-        help="hold out round(F x words) words, 0 <= F < 1, and report the model's NLL on them "
-        "(default 0)",
-    )
-    t.add_argument(
-        "--split-seed",
-        type=_int_in(0, MAX_SEED),
-        default=DEFAULT_SEED,
         metavar="S",
-        help=f"seed of the hold-out split (default {DEFAULT_SEED})",
+        help="counts: 'kneser-ney' (interpolated modified Kneser-Ney, any order; the default "
+        "above order 2) or 'add-k:K' (a plain number K too: K > 0 added to every count, "
+        "orders 2 to 4; the default at order 2 is add-k:1, the course's counting model)",
     )
+    _split_options(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(usage=t)
+
+    u = sub.add_parser(
+        "tune",
+        help="fit every order (and smoothing) of the counting model on a training part, "
+        "print each one's held-out NLL, write the best",
+    )
+    u.add_argument(
+        "--words", required=True, metavar="FILE", help="word list: UTF-8, one word per line"
+    )
+    u.add_argument("--out", required=True, metavar="FILE", help="model file to write (the best)")
+    u.add_argument(
+        "--orders",
+        type=_orders,
+        default=(2, 3, 4, 5, 6, 7, 8),
+        metavar="A-B",
+        help="the orders to try, 'A-B' or one number, within 2-8 (default 2-8)",
+    )
+    _split_options(u, default_holdout=0.1)
+    u.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    u.set_defaults(usage=u)
 
     s = sub.add_parser("sample", help="print words sampled from a model file")
     s.add_argument("--model", required=True, metavar="FILE", help="model file to sample from")
@@ -186,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature",
         type=_number_in(MIN_TEMPERATURE, MAX_TEMPERATURE),
         default=1.0,
-        help="next-symbol probabilities become softmax(W[ix] / T) "
+        help="next-symbol probabilities become softmax(log P / T) "
         f"({MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, default 1)",
     )
     g.add_argument(
@@ -248,6 +265,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split_options(p: argparse.ArgumentParser, default_holdout: float = 0.0) -> None:
+    from service.lm.model import DEFAULT_SEED
+
+    p.add_argument(
+        "--holdout",
+        type=_fraction,
+        default=default_holdout,
+        metavar="F",
+        help="hold out round(F x words) words, 0 <= F < 1, and report the model's NLL on them "
+        f"(default {default_holdout:g})",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=_int_in(0, MAX_SEED),
+        default=DEFAULT_SEED,
+        metavar="S",
+        help=f"seed of the hold-out split (default {DEFAULT_SEED})",
+    )
+
+
+def _orders(text: str) -> tuple[int, ...]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'A-B' or a number") from None
+    if not 2 <= a <= b <= 8:
+        raise argparse.ArgumentTypeError(f"{text!r}: orders are within 2-8, A <= B")
+    return tuple(range(a, b + 1))
+
+
 def _positive(text: str) -> float:
     v = _finite(0.0)(text)
     if not v > 0:
@@ -268,23 +316,29 @@ NEURAL_OPTIONS = ("steps", "lr", "reg", "seed")
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from service.lm.methods import MethodError, Neural, counting_method
     from service.lm.model import TrainConfig
-    from service.lm.train import Recipe, train_to_file
+    from service.lm.train import Split, train_to_file
 
     neural = {k: getattr(args, k) for k in NEURAL_OPTIONS if getattr(args, k) is not None}
-    if args.method == "counts" and neural:
-        given = ", ".join(f"--{k}" for k in neural)
-        raise UsageError(f"{given}: options of the neural method, not of --method counts")
-    if args.method == "neural" and args.smoothing is not None:
-        raise UsageError("--smoothing: an option of --method counts")
-    config = TrainConfig(**neural)
-    recipe = Recipe(
-        method=args.method,
-        smoothing=1.0 if args.smoothing is None else args.smoothing,
-        holdout=args.holdout,
-        split_seed=args.split_seed,
-    )
-    steps = config.steps if args.method == "neural" else 0
+    if args.method == "counts":
+        if neural:
+            given = ", ".join(f"--{k}" for k in neural)
+            raise UsageError(f"{given}: options of the neural method, not of --method counts")
+        try:
+            method = counting_method(args.order or 2, args.smoothing)
+        except MethodError as e:
+            raise UsageError(f"--order/--smoothing: {e}") from None
+    else:
+        if args.smoothing is not None:
+            raise UsageError("--smoothing: an option of --method counts")
+        if args.order not in (None, 2):
+            raise UsageError(
+                f"--order {args.order}: the neural method is the notebook's, of order 2; "
+                "for longer contexts use --method counts (Kneser-Ney)"
+            )
+        method = Neural(TrainConfig(**neural))
+    steps = method.settings.steps if isinstance(method, Neural) else 0
     bar = tqdm(
         total=steps,
         desc="training",
@@ -296,17 +350,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def on_step(k: int, loss: float) -> None:
         bar.update(1)
-        if k % 25 == 0 or k == config.steps - 1:
+        if k % 25 == 0 or k == steps - 1:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     with bar:
-        r = train_to_file(args.words, args.out, config, on_step, recipe)
+        r = train_to_file(
+            args.words, args.out, method, on_step, Split(args.holdout, args.split_seed)
+        )
     if r.warning:
         print(f"civil-words: warning: {r.warning}", file=sys.stderr)
     what = (
-        f"loss {r.loss_first:.4f} -> {r.loss_last:.4f} in {config.steps} steps"
-        if r.method == "neural"
-        else f"counting model (K = {recipe.smoothing:g}), nll {r.nll:.4f}"
+        f"loss {r.loss_first:.4f} -> {r.loss_last:.4f} in {steps} steps"
+        if isinstance(method, Neural)
+        else f"{method.describe()}, nll {r.nll:.4f}"
     )
     print(
         f"{args.out}: version {r.version}, {r.examples} examples, {r.symbols} symbols, "
@@ -322,13 +378,62 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from service.lm.train import Split, tune
+
+    if args.holdout <= 0:
+        raise UsageError("--holdout: tune measures every candidate on held-out words: 0 < F < 1")
+    results, best = tune(args.words, args.out, Split(args.holdout, args.split_seed), args.orders)
+    rows = [
+        {
+            "order": r.method.order,
+            "smoothing": r.method.config()["smoothing"],
+            "nll": r.nll,
+            "holdout_nll": r.holdout["nll"],
+        }
+        for r in results
+    ]
+    if args.json:
+        choice = {
+            "order": best.method.order,
+            "smoothing": best.method.config()["smoothing"],
+            "holdout_nll": best.holdout["nll"],
+            "version": best.version,
+            "out": args.out,
+        }
+        print(json.dumps({"candidates": rows, "best": choice}))
+        return 0
+    h = best.holdout
+    print(
+        f"held out: {h['words']} words ({h['skipped']} skipped), {h['examples']} symbols; "
+        f"split seed {args.split_seed}"
+    )
+    print(f"{'order':>5}  {'smoothing':<12}  {'train nll':>9}  {'held-out nll':>12}")
+    for row in rows:
+        k = row["smoothing"]
+        name = k if isinstance(k, str) else f"add-k:{k:g}"
+        mark = (
+            "  <- best"
+            if (row["order"], row["smoothing"])
+            == (best.method.order, best.method.config()["smoothing"])
+            else ""
+        )
+        print(
+            f"{row['order']:>5}  {name:<12}  {row['nll']:>9.4f}  {row['holdout_nll']:>12.4f}{mark}"
+        )
+    print(f"{args.out}: version {best.version}, {best.method.describe()}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from service.lm.measure import evaluate, sample_origins
-    from service.lm.store import load_model
+    from service.lm.ready import open_model
 
-    m = load_model(args.model)
+    m = open_model(args.model)
     if args.words is not None:
         e = evaluate(m, args.words)
         if args.json:
@@ -359,20 +464,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import json
 
     from service.lm.measure import compare
-    from service.lm.store import load_model
+    from service.lm.ready import open_model
 
-    a, b = load_model(args.a), load_model(args.b)
+    a, b = open_model(args.a), open_model(args.b)
     c = compare(a, b, args.n, args.seed)
     if args.json:
         print(json.dumps(dataclasses.asdict(c), ensure_ascii=False))
         return 0
     for name, m in (("A", a), ("B", b)):
-        k = m.config["smoothing"]
-        method = "neural" if m.method == "neural" else f"counts, K = {k:g}"
-        print(f"{name}: {m.path} ({method}, version {m.version})")
-    print(f"KL(P_A || P_B), mean over A's training bigrams: {c.kl:.6f} nats")
+        print(f"{name}: {m.file.path} ({m.method.describe()}, version {m.version})")
+    print(f"KL(P_A || P_B), mean over A's training contexts: {c.kl:.6f} nats")
     print(f"max |P_A - P_B|: {c.max_abs_diff:.6f}")
-    print(f"NLL on A's training bigrams: A {c.nll[0]:.4f}, B {c.nll[1]:.4f}")
+    print(f"NLL on A's training symbols: A {c.nll[0]:.4f}, B {c.nll[1]:.4f}")
     print(f"first {c.n} words, seed {c.seed}: {c.agree} of {c.n} agree")
     width = max(len(w) for w in c.words[0])
     for i, (x, y) in enumerate(zip(*c.words, strict=True), 1):
@@ -381,13 +484,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from service.lm.constrained import ConstrainedSampler, ConstraintError, Constraints
-    from service.lm.model import Sampler
-    from service.lm.store import load_model
+    from service.lm.constrained import ConstraintError, Constraints
+    from service.lm.ready import open_model
 
-    m = load_model(args.model)
-    P, logP = m.probabilities()
-    sampler = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words, args.max_word_len)
+    sampler = open_model(args.model, args.max_word_len).constrained
     c = Constraints(
         args.prefix,
         args.min_len,
@@ -408,12 +508,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from service.lm.score import Scorer, UnknownSymbolError, scores_json
-    from service.lm.store import load_model
+    from service.lm.ready import open_model
+    from service.lm.score import UnknownSymbolError, scores_json
 
-    m = load_model(args.model)
-    _, logP = m.probabilities()
-    scorer = Scorer(logP, m.alphabet, m.words)
+    scorer = open_model(args.model).scorer
     words = args.words or sys.stdin.read().splitlines()
     failed = 0
     for word in words:
@@ -453,10 +551,13 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from service.lm.store import load_model
+    from service.lm.ready import open_model
 
-    m = load_model(args.model)
-    print(f"{args.model}: ok, version {m.version}, {len(m.alphabet)} symbols")
+    m = open_model(args.model)
+    print(
+        f"{args.model}: ok, version {m.version}, {len(m.alphabet)} symbols, order "
+        f"{m.lm.order}, {m.lm.S} states ({m.method.describe()})"
+    )
     return 0
 
 
@@ -468,6 +569,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "train": cmd_train,
+    "tune": cmd_tune,
     "eval": cmd_eval,
     "compare": cmd_compare,
     "sample": cmd_sample,

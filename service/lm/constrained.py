@@ -7,23 +7,23 @@ words (after temperature and top-k) conditioned on the constraints, P(w) / P(con
 - No constraint (or only defaults): `Sampler.sample`, the notebook's words, unchanged.
 - Only `novel` and/or `unique`: the notebook's own stream, with the words they reject left out
   (whole-word rejection of an exact stream is exact).
-- Any of prefix, min_len, max_len, temperature, top_k: a walk on the bigram chain whose every
+- Any of prefix, min_len, max_len, temperature, top_k: a walk on the model's states whose every
   next-symbol choice is weighted by the probability of finishing with an allowed length from
-  there (backward probabilities, in log space so that nothing underflows), so that every word
-  meets the prefix and length constraints by construction and comes with exactly its
-  conditional probability; `novel`/`unique` then reject whole words.
+  there (backward probabilities over the states, in log space so that nothing underflows), so
+  that every word meets the prefix and length constraints by construction and comes with
+  exactly its conditional probability; `novel`/`unique` then reject whole words.
 
-Every walk draws from a seeded torch generator's exponential stream, one row of V values per
-drawn symbol, in bulk (as `Sampler` does): `argmax(p / e)` over a row of exponentials e picks
-index b with probability p[b] / sum(p). The same seed and constraints give the same words, and
-word k does not depend on n.
+Every walk is `service.lm.sampling`'s one loop: a seeded torch generator's exponential stream,
+one row of V values per drawn symbol: `argmax(p / e)` over a row of exponentials e picks index b
+with probability p[b] / sum(p). The same seed and constraints give the same words, and word k
+does not depend on n.
 
-Constraints no word can meet are found from the chain's support at once (never by trying);
+Constraints no word can meet are found from the model's support at once (never by trying);
 `novel`/`unique` are checked against counts of the distinct words the constraints allow.
 Possible but improbable ones are bounded: the symbols drawn for rejected words are limited to
 `rejection_budget` per request.
 
-Shapes: V symbols, index 0 is `.`; `hi` is the largest length allowed.
+Shapes: S states, V symbols, index 0 is `.`; `hi` is the largest length allowed.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from service.lm.model import CHUNK_DRAWS, DEFAULT_MAX_WORD_LEN, EOS, Sampler
+from service.lm.lm import EOS, LanguageModel
+from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, draw_words
 
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
@@ -49,8 +50,6 @@ MAX_TEMPERATURE = 20.0
 # few us each, the word's own cost included): about a second of one core.
 DEFAULT_REJECTION_BUDGET = 200_000
 CACHE_BYTES = 32 * 2**20  # conditioned chains kept per process (bounded LRU)
-LEVEL_BYTES = 2**20  # a level's (V, V) conditional rows are kept if this small; else per row
-TINY = np.float32(np.finfo(np.float32).tiny)  # stands for an exponential draw of exactly 0
 CHAIN_PARAMETERS = ("prefix", "min_len", "max_len", "top_k")  # the ones that shape the support
 
 
@@ -134,102 +133,126 @@ def _logsumexp(X: np.ndarray) -> np.ndarray:
 
 
 class Chain:
-    """The chain for one (temperature, top_k) conditioned on a length range [lo, hi].
+    """The model for one (temperature, top_k) conditioned on a length range [lo, hi].
 
-    `logQ` (V, V): log next-symbol probabilities after temperature and top-k (-inf outside
-    the top-k support). `logB` (hi + 1, V): `logB[l, a]` is the log-probability that a word
-    at state a (its last symbol, or `.` at the start) after l symbols ends with a total length
-    in [lo, hi]:
-        logB[hi, a] = logQ[a, .]
-        logB[l, a]  = log( [lo <= l] Q[a, .] + sum_{b != .} Q[a, b] B[l + 1, b] )
-    The walk at (l, a) then draws b with probability Q[a, b] B[l + 1, b] / B[l, a] (the end
-    `.` with Q[a, .] / B[l, a] if lo <= l): exactly the conditional of the next symbol.
+    `logQ` (S, V): log next-symbol probabilities after temperature and top-k (-inf outside
+    the top-k support); `nxt` (S, V) the next states. `logB[l, s]` is the log-probability
+    that a word at state s after l symbols ends with a total length in [lo, hi]:
+        logB[hi, s] = logQ[s, .]
+        logB[l, s]  = log( [lo <= l] Q[s, .] + sum_{c != .} Q[s, c] B[l + 1, next[s, c]] )
+    The walk at (l, s) then draws c with probability Q[s, c] B[l + 1, next[s, c]] / B[l, s]
+    (the end `.` with Q[s, .] / B[l, s] if lo <= l): exactly the conditional of the next
+    symbol. Levels below hi whose logB equals the level above bit for bit (the recurrence has
+    reached its fixed point: far from hi, a word almost surely ends in time) are stored once.
     """
 
-    def __init__(self, logQ: np.ndarray, lo: int, hi: int):
-        V = logQ.shape[0]
-        self.logQ, self.lo, self.hi = logQ, lo, hi
+    def __init__(self, logQ: np.ndarray, nxt: np.ndarray, lo: int, hi: int):
+        self.logQ, self.nxt, self.lo, self.hi = logQ, nxt, lo, hi
         inner, end = logQ[:, 1:], logQ[:, 0]
-        logB = np.full((hi + 1, V), -np.inf)
-        logB[hi] = end
-        for k in range(hi - 1, -1, -1):
-            go_on = _logsumexp(inner + logB[k + 1, 1:])
-            logB[k] = np.logaddexp(go_on, end) if k >= lo else go_on
-        self.logB = logB
-        # tails[l] (V,): what follows a choice at level l: the end if allowed, else B[l + 1].
-        self.tails = np.concatenate([np.zeros((hi, 1)), logB[1:, 1:]], axis=1)
-        self.tails[:lo, 0] = -np.inf
-        # Conditional rows per level, computed when a walk first reaches the level (most
-        # words visit a few levels of a long range); kept only if a level is small.
-        self._levels: list[list[np.ndarray] | None] = [None] * hi
-        self._keep_levels = V * V * 8 <= LEVEL_BYTES
-        self.nbytes = logB.nbytes + self.tails.nbytes + (V * V * 8 * hi if self._keep_levels else 0)
+        targets = nxt[:, 1:]
+        levels = [end]  # logB[hi], logB[hi - 1], ... while they change
+        index = np.zeros(hi + 1, dtype=np.int64)
+        index[hi] = 0
+        k = hi - 1
+        while k >= 0:
+            above = levels[-1]
+            go_on = _logsumexp(inner + above[targets])
+            row = np.logaddexp(go_on, end) if k >= lo else go_on
+            if k >= lo and np.array_equal(row, above):
+                index[lo : k + 1] = len(levels) - 1  # the same from here down to lo
+                k = lo - 1
+                continue
+            levels.append(row)
+            index[k] = len(levels) - 1
+            k -= 1
+        self._B = np.stack(levels)
+        self._index = index
+        self.nbytes = self._B.nbytes
 
-    def possible(self, path: Sequence[int]) -> bool:
+    def logB(self, level: int) -> np.ndarray:
+        """(S,) logB at one level."""
+        return self._B[self._index[level]]
+
+    def possible(self, start: int, path: Sequence[int]) -> bool:
         """Whether a word can start with the symbols `path` (indices, without the start `.`)
         and meet the length range: each step in the support, and the rest possible."""
-        a = 0
-        for b in path:
-            if self.logQ[a, b] == -np.inf:
+        s = start
+        for c in path:
+            if self.logQ[s, c] == -np.inf:
                 return False
-            a = b
-        return len(path) <= self.hi and self.logB[len(path), a] > -np.inf
+            s = int(self.nxt[s, c])
+        return len(path) <= self.hi and self.logB(len(path))[s] > -np.inf
 
-    def row(self, k: int, a: int) -> np.ndarray:
-        """(V,) float64: the next symbol's conditional probabilities at state a after k
-        symbols."""
-        level = self._levels[k]
-        if level is None:
-            with np.errstate(invalid="ignore", over="ignore"):  # unreachable states: unused
-                if not self._keep_levels:
-                    return np.exp(self.logQ[a] + self.tails[k] - self.logB[k, a])
-                block = np.exp(self.logQ + self.tails[k][None, :] - self.logB[k][:, None])
-            level = self._levels[k] = list(block)
-        return level[a]
+    def rows(self, levels: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """(A, V) float64: the next symbol's conditional probabilities of A walks at
+        (symbols so far, state)."""
+        B, index = self._B, self._index
+        here = B[index[levels], states]  # (A,)
+        tails = B[index[levels + 1][:, None], self.nxt[states]]  # (A, V): logB after c
+        tails[:, 0] = np.where(levels >= self.lo, 0.0, -np.inf)
+        with np.errstate(invalid="ignore", over="ignore"):  # unreachable states: unused
+            return np.exp(self.logQ[states] + tails - here[:, None])
 
 
 def count_words(
-    mask: np.ndarray, path: Sequence[int], lo: int, hi: int, cap: int, cut: bool = False
+    mask: np.ndarray,
+    nxt: np.ndarray,
+    start: int,
+    path: Sequence[int],
+    lo: int,
+    hi: int,
+    cap: int,
+    cut: bool = False,
 ) -> int:
     """How many distinct words start with the symbols `path` and end with a length in
-    [lo, hi], walking only the transitions of `mask` (V, V) bool; counts are capped at `cap`.
+    [lo, hi], walking only the transitions of `mask` (S, V) bool on the states `nxt`; counts
+    are capped at `cap`.
 
-    With `cut` (the notebook stream), a word that reaches hi symbols ends there whatever
-    follows. A word is one path of the chain, so paths are counted, level by level."""
-    a = 0
-    for b in path:
-        if not mask[a, b]:
+    With `cut` (the reference loop's stream), a word that reaches hi symbols ends there
+    whatever follows. A word is one path of the states, so paths are counted, level by
+    level; once a level's counts equal the level above's (all capped, say), the rest are
+    the same."""
+    s = start
+    for c in path:
+        if not mask[s, c]:
             return 0
-        a = b
+        s = int(nxt[s, c])
     m = len(path)
     if m > hi:
         return 0
-    go, end = mask[:, 1:].astype(np.int64), mask[:, 0].astype(np.int64)
+    go, end = mask[:, 1:], mask[:, 0].astype(np.int64)
+    targets = nxt[:, 1:]
     N = np.ones_like(end) if cut else end.copy()  # level hi
     for k in range(hi - 1, m - 1, -1):
-        N = go @ N[1:]
+        above = N
+        N = np.where(go, above[targets], 0).sum(axis=1)
         if k >= lo:
             N += end
         np.minimum(N, cap, out=N)
-    return int(N[a])
+        if k >= lo and np.array_equal(N, above):
+            break  # the same recurrence from here down to m: a fixed point
+    return int(N[s])
 
 
 class TrainingWords:
-    """The model's training word list, sorted, with its bigrams for counting which words a set
-    of constraints allows."""
+    """The model's training word list, sorted, with each word's (state, symbol) transitions
+    for counting which words a set of constraints allows."""
 
-    def __init__(self, words: Sequence[str], stoi: dict[str, int]):
+    def __init__(self, words: Sequence[str], lm: LanguageModel):
         self.words = tuple(words)
         self.set = frozenset(self.words)
         self.lengths = np.array([len(w) for w in self.words], dtype=np.int64)
-        # Bigrams of every word, start and end included, word after word: word i's are
-        # xs[offsets[i]:offsets[i + 1]] -> ys[...].
-        codes = [[0, *(stoi[c] for c in w)] for w in self.words]
-        sizes = [len(c) for c in codes]
-        self.offsets = np.cumsum([0, *sizes])
-        self.xs = np.fromiter(itertools.chain.from_iterable(codes), dtype=np.int64)
-        self.ys = np.fromiter(itertools.chain.from_iterable([*c[1:], 0] for c in codes), np.int64)
-        self.owner = np.repeat(np.arange(len(codes)), sizes)
+        # Transitions of every word, end included, word after word: word i's are
+        # xs[offsets[i]:offsets[i + 1]] (states) -> ys[...] (symbols).
+        codes, lengths, kept = lm.encode_words(self.words)
+        if not kept.all():
+            raise ValueError("a training word holds a symbol outside the alphabet")
+        states = lm.walk(codes[:, :-1], lengths)
+        valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
+        self.xs, self.ys = states[valid], codes[valid]
+        sizes = lengths + 1
+        self.offsets = np.cumsum([0, *sizes.tolist()])
+        self.owner = np.repeat(np.arange(len(self.words)), sizes)
         self.is_end = self.ys == 0
 
     def allowed(self, mask: np.ndarray, prefix: str, lo: int, hi: int, cut: bool = False) -> int:
@@ -258,63 +281,66 @@ class TrainingWords:
 class ConstrainedSampler:
     """Samples a model's words under constraints (see the module docstring).
 
-    `sampler` is the model's `Sampler` (the notebook's table P and its walk), `logP` (V, V)
-    float64 the same distribution's log-probabilities (`probabilities()`), `words` the training
-    word list (None for a file without one). `max_word_len` is the longest word: the notebook's
-    stream is cut there, and constrained words never exceed it.
+    `sampler` is the model's `Sampler` (its reference loop, over `sampler.lm`), `words` the
+    training word list (None for a file without one). `max_word_len` is the longest word: the
+    reference stream is cut there, and constrained words never exceed it.
     """
 
     def __init__(
         self,
         sampler: Sampler,
-        logP: np.ndarray,
         words: Sequence[str] | None,
         max_word_len: int = DEFAULT_MAX_WORD_LEN,
         rejection_budget: int = DEFAULT_REJECTION_BUDGET,
     ):
         self.sampler = sampler
-        self.alphabet = sampler.alphabet
-        self.stoi = sampler.stoi
-        self.V = len(self.alphabet)
-        self.logP = np.asarray(logP, dtype=np.float64)
+        self.lm = lm = sampler.lm
+        self.alphabet = lm.alphabet
+        self.stoi = lm.stoi
+        self.V = lm.V
+        self.logP = lm.logP
         self.max_word_len = max_word_len
         self.rejection_budget = rejection_budget
-        self.training = None if words is None else TrainingWords(words, self.stoi)
+        self.training = None if words is None else TrainingWords(words, lm)
         # Ranks for top-k: a stable sort of -logP keeps the lower index on ties.
         self._order = np.argsort(-self.logP, axis=1, kind="stable")
-        # What the notebook's loop can draw (its rows are the sampler's own, `sampler.rows`).
-        self._stream_support = sampler.P.numpy() > 0
+        # What the reference loop can draw (its rows are the model's table P).
+        self._stream_support = lm.P > 0
         self._lock = threading.Lock()
         self._chains: OrderedDict[tuple, Chain] = OrderedDict()
         self._chain_bytes = 0
-        # What a prefix-only request needs, ready before the first request (and shared by
-        # the forked workers).
-        self._default = self._build(1.0, self.V, 0, max_word_len)
+        self._default: Chain | None = None  # kept apart from the cache (`warm`)
+
+    def warm(self) -> None:
+        """Build what a prefix-only request needs now (before the workers fork, to share it)."""
+        self.chain(1.0, self.V, 0, self.max_word_len)
 
     # -- the support and the chain ---------------------------------------------------------
 
     def support(self, top_k: int) -> np.ndarray:
-        """(V, V) bool: the transitions top-k keeps (all finite ones for k = V)."""
+        """(S, V) bool: the transitions top-k keeps (all finite ones for k = V)."""
         finite = np.isfinite(self.logP)
         if top_k >= self.V:
             return finite
-        mask = np.zeros((self.V, self.V), dtype=bool)
+        mask = np.zeros(self.logP.shape, dtype=bool)
         np.put_along_axis(mask, self._order[:, :top_k], True, axis=1)
         return mask & finite
 
     def log_q(self, temperature: float, top_k: int) -> np.ndarray:
-        """(V, V): log next-symbol probabilities, softmax(logP / T) kept to the top k and
+        """(S, V): log next-symbol probabilities, softmax(logP / T) kept to the top k and
         renormalised."""
         Z = np.where(self.support(top_k), self.logP / temperature, -np.inf)
         return Z - _logsumexp(Z)[:, None]
 
     def _build(self, temperature: float, top_k: int, lo: int, hi: int) -> Chain:
-        return Chain(self.log_q(temperature, top_k), lo, hi)
+        return Chain(self.log_q(temperature, top_k), self.lm.next, lo, hi)
 
     def chain(self, temperature: float, top_k: int, lo: int, hi: int) -> Chain:
         """The conditioned chain, from a bounded LRU cache (a few ms to build)."""
         key = (float(temperature), int(top_k), lo, hi)
         if key == (1.0, self.V, 0, self.max_word_len):
+            if self._default is None:
+                self._default = self._build(*key[:2], lo, hi)
             return self._default
         with self._lock:
             chain = self._chains.get(key)
@@ -395,7 +421,8 @@ class ConstrainedSampler:
 
     def _exists(self, c: Constraints) -> bool:
         lo, hi = self._bounds(c)
-        return count_words(self.support(c.top_k or self.V), self._path(c.prefix), lo, hi, 1) > 0
+        mask = self.support(c.top_k or self.V)
+        return count_words(mask, self.lm.next, self.lm.start, self._path(c.prefix), lo, hi, 1) > 0
 
     def _no_word(self, c: Constraints, names: Sequence[str]) -> str:
         shown = {
@@ -422,7 +449,8 @@ class ConstrainedSampler:
         others = [p for p in given if p not in ("novel", "unique")]
         training = self.training if c.novel else None
         cap = n + (len(training.words) if training else 0) + 1  # more is as good as enough
-        allowed = count_words(mask, self._path(c.prefix), lo, hi, cap, cut)
+        lm = self.lm
+        allowed = count_words(mask, lm.next, lm.start, self._path(c.prefix), lo, hi, cap, cut)
         if allowed >= cap:
             return
         seen = training.allowed(mask, c.prefix, lo, hi, cut) if training else 0
@@ -461,27 +489,34 @@ class ConstrainedSampler:
         g = torch.Generator().manual_seed(seed)
         shaped = [p for p in given if p not in ("novel", "unique")]
         if not shaped:
-            # The notebook's own stream, words rejected whole: its words minus the rejected.
+            # The reference stream, words rejected whole: its words minus the rejected.
             hi = self.max_word_len
             self._check_filters(c, n, given, self._stream_support, 0, hi, cut=True)
-            rows = self.sampler.rows
-            walk = Walk(lambda _k, a: rows[a], self.alphabet, np.float32, clamp=False)
+            walker = self.sampler.walker(hi)
             steps = self.sampler.mean_steps
-            words, rejected = walk.run(g, n, accept, (0, 0), "", hi, steps, budget)
+            words, rejected = draw_words(walker, g, n, steps, accept, budget)
             return Sampled(words, constrained=True, rejected=rejected)
         lo, hi = self._bounds(c)
         chain = self.chain(c.temperature, c.top_k or self.V, lo, hi)
         path = self._path(c.prefix)
-        if not chain.possible(path):
+        if not chain.possible(self.lm.start, path):
             raise self._impossible(c, given)
         if c.novel or c.unique:
             self._check_filters(c, n, given, self.support(c.top_k or self.V), lo, hi)
         m = len(path)
         # Symbols drawn per word, roughly, to size the random draws (not their order).
         steps = min(hi - m + 1, max(lo - m + 1, self.sampler.mean_steps - 1))
-        walk = Walk(chain.row, self.alphabet, np.float64, clamp=True)
-        start = (path[-1] if path else 0, m)
-        words, rejected = walk.run(g, n, accept, start, c.prefix, hi, steps, budget)
+        walker = Walker(
+            chain.rows,
+            self.lm.next,
+            self.alphabet,
+            self.lm.state_after(path),
+            m,
+            hi,
+            True,
+            c.prefix,
+        )
+        words, rejected = draw_words(walker, g, n, steps, accept, budget)
         return Sampled(words, constrained=True, rejected=rejected)
 
     def _filter(self, c: Constraints) -> Callable[[str], str | None]:
@@ -514,69 +549,3 @@ class ConstrainedSampler:
             )
 
         return exhausted
-
-
-class Walk:
-    """Walks words on a chain from a generator's exponential stream, one row of V draws per
-    drawn symbol: the exponential race `argmax(p / e)` picks b with probability p[b].
-
-    `row(l, a)` (V,): next-symbol probabilities at state a after l symbols, of `dtype`.
-    `clamp`: a draw of exactly 0 counts as the smallest float32 (only a symbol of positive
-    probability can then win); off for the notebook's stream, which must divide as it does.
-    """
-
-    def __init__(self, row: Callable[[int, int], np.ndarray], alphabet, dtype, clamp: bool):
-        self.row, self.alphabet, self.dtype, self.clamp = row, tuple(alphabet), dtype, clamp
-
-    def run(
-        self,
-        g: torch.Generator,
-        n: int,
-        accept: Callable[[str], str | None],
-        start: tuple[int, int],
-        prefix: str,
-        hi: int,
-        steps_per_word: float,
-        budget: tuple[int, Callable[[int, int], None]],
-    ) -> tuple[list[str], dict[str, int]]:
-        """n accepted words, and how many were rejected by reason. Each word starts at
-        `start` = (state, symbols so far) with `prefix`, and ends at `.` or at hi symbols
-        (where the chain allows only the end, so no draw is made). `budget` = (most symbols
-        drawn for rejected words, called with (found, n) when they are spent)."""
-        row, alphabet = self.row, self.alphabet
-        V = len(alphabet)
-        max_rows = max(16, CHUNK_DRAWS // V)
-        buf = np.empty(V, dtype=self.dtype)
-        words: list[str] = []
-        rejected: dict[str, int] = {}
-        spent, (a0, k0) = 0, start
-        limit, exhausted = budget
-        Q, t = None, 0
-        while len(words) < n:
-            ix, k, out, steps = a0, k0, [], 0
-            while k < hi:
-                if Q is None or t == len(Q):
-                    need = (n - len(words)) * steps_per_word * 1.1 + 8
-                    Q = torch.empty((min(max_rows, max(16, int(need))), V))
-                    Q = Q.exponential_(1, generator=g).numpy()
-                    if self.clamp:
-                        np.maximum(Q, TINY, out=Q)
-                    t = 0
-                np.divide(row(k, ix), Q[t], out=buf)
-                ix = int(buf.argmax())
-                t += 1
-                steps += 1
-                if ix == 0:
-                    break
-                out.append(alphabet[ix])
-                k += 1
-            word = prefix + "".join(out)
-            reason = accept(word)
-            if reason is None:
-                words.append(word)
-                continue
-            rejected[reason] = rejected.get(reason, 0) + 1
-            spent += steps
-            if spent > limit:
-                exhausted(len(words), n)
-        return words, rejected

@@ -240,11 +240,15 @@ class CountedWords:
     lines: int  # words in the list, training and held out
 
 
-def count_words(chunks: Iterable[Chunk], symbols: list[str], held=None) -> CountedWords:
+def count_words(
+    chunks: Iterable[Chunk], symbols: list[str], held=None, ngrams=None
+) -> CountedWords:
     """Count the bigrams of a stream's training words in one pass, vectorised per chunk.
 
     `symbols` is the stream's list (it grows as the stream is read); `held` (bool, one per word
     of the list, or None) marks the held-out words, which are kept aside with their counts.
+    `ngrams` (a `service.lm.ngram.NgramCounter`, or None) is given each chunk too, to count
+    the n-grams of a model of order N in the same pass.
     Memory: the (S, S) counts, the distinct words and one chunk at a time.
     """
     acc = np.zeros((1, 1), dtype=np.int64)
@@ -268,6 +272,8 @@ def count_words(chunks: Iterable[Chunk], symbols: list[str], held=None) -> Count
             grown[: acc.shape[0], : acc.shape[1]] = acc
             acc = grown
         acc += _bigram_counts(chunk.ix, S, keep)
+        if ngrams is not None:
+            ngrams.add(chunk, symbols, keep)
     # The notebook's alphabet: the training words' symbols, in sorted order.
     present = [i for i in range(1, acc.shape[0]) if acc[i].any()]
     order = [0, *sorted(present, key=lambda i: symbols[i])]

@@ -1,7 +1,7 @@
-"""The bigram language model of the notebook: vocabulary, counts, training and sampling.
+"""The bigram language model of the notebook: vocabulary, counts, training, and its tables.
 
-Plain torch/numpy code with no web framework in it. The training CLI, the sampling CLI and
-the HTTP routes all call these functions.
+Plain torch/numpy code with no web framework in it. The model's tables become a
+`LanguageModel` (`service.lm.lm`), which the sampler, scorer and measures use.
 
 Shapes: V is the number of symbols, `len(chars) + 1`; index 0 is the start/end marker `.`.
 """
@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from service.lm.corpus import EOS  # the start/end marker, always index 0
 
 DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
-DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols (`Sampler`)
 
 
 @dataclass(frozen=True)
@@ -278,96 +277,3 @@ def counting_weights(counts: torch.Tensor, smoothing: float) -> torch.Tensor:
     """The W (V, V) float32 stored for a counting model: log P, so that the file describes its
     model by itself (softmax(W) is P within float32 rounding). Served answers use P itself."""
     return torch.log(counts_table(counts, smoothing))
-
-
-def mean_nll(logP: np.ndarray, counts: torch.Tensor | np.ndarray) -> float | None:
-    """Mean negative log-likelihood of the bigrams counted in `counts` (V, V) under the
-    log-probabilities `logP` (V, V) float64; None when nothing is counted."""
-    C = np.asarray(counts, dtype=np.float64)
-    total = C.sum()
-    return float(-(C * logP).sum() / total) if total > 0 else None
-
-
-def file_loss(
-    W: torch.Tensor, counts: torch.Tensor, method: str, smoothing: float | None, reg: float | None
-) -> tuple[float, float]:
-    """A model's (loss, nll) on its training counts: the notebook's loss (with `reg`) and
-    plain mean NLL for the neural method; for the counting model, its NLL twice (no `reg`)."""
-    if method == "counts":
-        nll = mean_nll(probabilities(W, counts, method, smoothing)[1], counts)
-        return nll, nll
-    return model_loss(W, counts, float(reg or 0.0))
-
-
-def expected_length(P: torch.Tensor) -> float:
-    """Expected number of symbols drawn per word (trailing `.` included), from P (V, V).
-
-    Used only to size the random draws of a request; solves the absorbing chain's
-    `(I - Q) t = 1` with `.` as the absorbing state.
-    """
-    Q = P.double()[1:, 1:].numpy()
-    V1 = Q.shape[0]
-    try:
-        t = np.linalg.solve(np.eye(V1) - Q, np.ones(V1))
-    except np.linalg.LinAlgError:
-        return float(DEFAULT_MAX_WORD_LEN)
-    steps = 1.0 + float(P.double()[0, 1:].numpy() @ t)
-    return steps if math.isfinite(steps) and steps > 0 else float(DEFAULT_MAX_WORD_LEN)
-
-
-CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
-
-
-class Sampler:
-    """Draws the reference loop's words from its table P (the notebook's for W), fast.
-
-    `torch.multinomial(p, 1)` on the CPU is `argmax(p / q)` where `q` holds one float32
-    `exponential_` draw per symbol from the generator. Drawing those values for many characters
-    in one call consumes the generator's stream in the same order, so a walk over pre-drawn
-    rows, `ix <- argmax(P[ix] / Q[t])`, gives the very words of the notebook's loop without
-    one torch call per character. The draws are sized to the request (from the model's expected
-    word length) and made in chunks of at most `CHUNK_DRAWS` values.
-    """
-
-    def __init__(self, P: torch.Tensor, alphabet: Sequence[str]):
-        """`P` (V, V) float32: row ix is the `p` the reference loop draws from after ix (see
-        `probabilities`)."""
-        self.alphabet = tuple(alphabet)
-        self.stoi = {c: i for i, c in enumerate(self.alphabet)}
-        self.P = P
-        self.rows = list(self.P.numpy())  # row views: indexing a list is the cheapest step
-        self.mean_steps = expected_length(self.P)
-        self._max_rows = max(16, CHUNK_DRAWS // len(self.alphabet))
-
-    @torch.inference_mode()
-    def sample(self, n: int, seed: int, cut_at: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
-        """`n` words from a fresh `Generator().manual_seed(seed)`, without the trailing `.`.
-
-        A word that reaches `cut_at` symbols without `.` is cut there and the next word starts;
-        only then can the output differ from the notebook's loop (which would not stop).
-        """
-        V = len(self.alphabet)
-        g = torch.Generator().manual_seed(seed)
-        rows, alphabet = self.rows, self.alphabet
-        buf = np.empty(V, dtype=np.float32)
-        words: list[str] = []
-        out: list[str] = []
-        Q, t, ix = None, 0, 0
-        while len(words) < n:
-            if Q is None or t == len(Q):
-                # Enough rows for the words still to come, plus a margin; more if needed.
-                need = (n - len(words)) * self.mean_steps * 1.1 + 8
-                Q = torch.empty((min(self._max_rows, max(16, int(need))), V))
-                Q = Q.exponential_(1, generator=g).numpy()
-                t = 0
-            np.divide(rows[ix], Q[t], out=buf)
-            ix = int(buf.argmax())
-            t += 1
-            if ix != 0:
-                out.append(alphabet[ix])
-                if len(out) < cut_at:
-                    continue
-                ix = 0  # cut: the next word starts afresh
-            words.append("".join(out))
-            out = []
-        return words

@@ -1,8 +1,9 @@
-"""How likely the model finds a word: the log-probabilities of its bigrams, start and end
-included, and what follows from them (per-symbol NLL, perplexity).
+"""How likely the model finds a word: the log-probability of each of its symbols given the
+context the model conditions on, start and end included, and what follows from them
+(per-symbol NLL, perplexity).
 
-One vectorised gather over the model's log-probability table `logP` (V, V) float64 (from
-`probabilities()`: log_softmax(W) for the neural model) for a whole batch of words.
+The words of a batch walk the model's states together, one vectorised step per symbol
+position (`LanguageModel.walk`), and their log-probabilities are one gather from `logP`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from json.encoder import encode_basestring  # a JSON string literal, non-ASCII k
 import numpy as np
 from pydantic_core import to_json
 
-from service.lm.model import EOS
+from service.lm.lm import EOS, LanguageModel
 
 
 class UnknownSymbolError(ValueError):
@@ -40,18 +41,24 @@ class UnknownSymbolError(ValueError):
 @dataclass
 class WordScore:
     word: str  # NFC-normalised
-    logprob: float  # sum of the natural log-probabilities of the word's bigrams
-    symbols: int  # the word's length; it has symbols + 1 bigrams
+    logprob: float  # sum of the natural log-probabilities of the word's symbols and end
+    symbols: int  # the word's length; it has symbols + 1 predictions
     in_corpus: bool | None  # in the training word list (None: the model has none)
-    ix: list[int]  # its bigrams, from ".x" to "y.", as flat indices a * V + b
-    logprobs: list[float]  # log P(b | a) of each
-    names: list[str]  # the scorer's bigram names by flat index ("ab")
-    fragments: list[str]  # the scorer's JSON beginnings of a bigram entry, by flat index
+    ix: list[int]  # each prediction, from the first symbol to the end, as bigram a * V + b
+    states: list[int]  # the state each prediction is made from
+    logprobs: list[float]  # log P(symbol | state) of each
+    scorer: Scorer  # names and JSON fragments by bigram and state
 
     @property
     def bigrams(self) -> list[tuple[str, float]]:
-        """("ab", log P(b | a)) for each bigram, in order."""
-        return [(self.names[i], v) for i, v in zip(self.ix, self.logprobs, strict=True)]
+        """("ab", log P(b | context)) for each symbol and the end, in order."""
+        names = self.scorer.names
+        return [(names[i], v) for i, v in zip(self.ix, self.logprobs, strict=True)]
+
+    @property
+    def contexts(self) -> list[str]:
+        """The context each prediction conditions on (its state's)."""
+        return [self.scorer.lm.contexts[s] for s in self.states]
 
     @property
     def nll_per_symbol(self) -> float:
@@ -75,14 +82,16 @@ def _numbers(values: list) -> list[str]:
 def scores_json(scores: Sequence[WordScore]) -> list[str]:
     """Each score as the JSON object `GET /score` answers (and `score --json` prints):
     {"word", "logprob", "symbols", "nll_per_symbol", "perplexity", "in_corpus",
-    "bigrams": [{"bigram", "logprob"}, ...]}.
+    "bigrams": [{"bigram", "context", "logprob"}, ...]}, `context` being what the model
+    conditions on (the previous symbol for a bigram model).
 
     Written directly, each bigram entry from a prepared beginning and its number: a thousand
     words have some ten thousand bigrams, and a generic encoder takes several times longer
     over them than the scoring does. The numbers are always finite here."""
     if not scores:
         return []
-    fragments = scores[0].fragments
+    scorer = scores[0].scorer
+    fragments, contexts = scorer.fragments, scorer.context_json
     bigram_numbers = _numbers([v for s in scores for v in s.logprobs])
     heads = zip(
         _numbers([s.logprob for s in scores]),
@@ -94,7 +103,10 @@ def scores_json(scores: Sequence[WordScore]) -> list[str]:
     for s, (logprob, nll, perplexity) in zip(scores, heads, strict=True):
         n = len(s.ix)
         bigrams = "},".join(
-            [fragments[i] + v for i, v in zip(s.ix, bigram_numbers[k : k + n], strict=True)]
+            [
+                f"{fragments[i]}{contexts[st]}{v}"
+                for i, st, v in zip(s.ix, s.states, bigram_numbers[k : k + n], strict=True)
+            ]
         )
         k += n
         corpus = "null" if s.in_corpus is None else "true" if s.in_corpus else "false"
@@ -107,36 +119,20 @@ def scores_json(scores: Sequence[WordScore]) -> list[str]:
 
 
 class Scorer:
-    """Scores words with a model's log-probabilities `logP` (V, V) over `alphabet`; `words` is
-    the training word list (None for a model file without one)."""
+    """Scores words with a model (`lm`); `words` is the training word list (None for a model
+    file without one)."""
 
-    def __init__(self, logP: np.ndarray, alphabet: Sequence[str], words: Sequence[str] | None):
-        self.logP = np.ascontiguousarray(logP, dtype=np.float64)
-        self.alphabet = tuple(alphabet)
+    def __init__(self, lm: LanguageModel, words: Sequence[str] | None):
+        self.lm = lm
+        self.alphabet = lm.alphabet
         self.stoi = {c: i for i, c in enumerate(self.alphabet) if c != EOS}
         self.words = None if words is None else frozenset(words)
-        V = len(self.alphabet)
+        V = self.V = lm.V
         self.names = [a + b for a in self.alphabet for b in self.alphabet]  # index a * V + b
-        self.fragments = [f'{{"bigram":{encode_basestring(n)},"logprob":' for n in self.names]
-        self.V = V
-        # Code point -> symbol index (-1: not in the alphabet; the last entry stands for every
-        # code point beyond the alphabet's largest).
-        self._lut = np.full(max(ord(c) for c in self.alphabet) + 2, -1, dtype=np.int64)
-        for i, c in enumerate(self.alphabet):
-            self._lut[ord(c)] = i
-
-    def encode(self, words: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """NFC words and the symbol indices of ".w1.w2. ... wn." (int64): one word's bigrams
-        then the next's, each `.` between two words ending one and starting the other.
-        `UnknownSymbolError` names the first bad word, symbol and position."""
-        normal = [unicodedata.normalize("NFC", w) for w in words]
-        text = "." + ".".join(normal) + "."
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        ix = self._lut[np.minimum(points, len(self._lut) - 1)]
-        # No empty word, every symbol known, and the only markers those put between words.
-        if not all(normal) or (ix < 0).any() or np.count_nonzero(ix == 0) != len(normal) + 1:
-            self._name_error(normal)
-        return normal, ix.astype(np.int64)
+        self.fragments = [f'{{"bigram":{encode_basestring(n)},"context":' for n in self.names]
+        self.context_json = [f'{encode_basestring(c)},"logprob":' for c in lm.contexts]
+        self._logP = lm.logP.ravel()
+        self._V = V
 
     def _name_error(self, words: list[str]) -> None:
         for i, w in enumerate(words):
@@ -148,21 +144,31 @@ class Scorer:
         raise AssertionError("no bad symbol found")  # pragma: no cover - encode found one
 
     def score(self, words: Sequence[str]) -> list[WordScore]:
-        """One `WordScore` per word, in order."""
-        normal, codes = self.encode(words)
-        flat = codes[:-1] * self.V + codes[1:]
-        lp = self.logP.ravel()[flat]
-        sizes = np.array([len(w) + 1 for w in normal])  # bigrams per word
+        """One `WordScore` per word, in order; `UnknownSymbolError` names the first bad word,
+        symbol and position."""
+        normal = [unicodedata.normalize("NFC", w) for w in words]
+        codes, lengths, kept = self.lm.encode_words(normal)
+        if not kept.all() or not lengths.all():
+            self._name_error(normal)
+        V = self._V
+        states = self.lm.walk(codes[:, :-1], lengths)
+        valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
+        prev = np.zeros_like(codes)
+        prev[:, 1:] = codes[:, :-1]
+        st, sym = states[valid], codes[valid]
+        lp = self._logP[st * V + sym]
+        flat = (prev[valid] * V + sym).tolist()
+        sizes = lengths + 1  # predictions per word
         ends = np.cumsum(sizes)
         totals = np.add.reduceat(lp, ends - sizes).tolist()
-        flat, lp = flat.tolist(), lp.tolist()
-        names, fragments, known = self.names, self.fragments, self.words
+        st, lp = st.tolist(), lp.tolist()
+        known = self.words
         out, start = [], 0
         for w, size, end, s in zip(normal, sizes.tolist(), ends.tolist(), totals, strict=True):
             in_corpus = None if known is None else w in known
             out.append(
                 WordScore(
-                    w, s, size - 1, in_corpus, flat[start:end], lp[start:end], names, fragments
+                    w, s, size - 1, in_corpus, flat[start:end], st[start:end], lp[start:end], self
                 )
             )
             start = end

@@ -11,8 +11,16 @@ first), `config` (JSON training settings: method, its parameters, hold-out split
 `torch_version`; optional, `descent` (neural: how W was computed, {path, float32_gap, warning};
 see `model.train`).
 
+Format 3, a counting model of order N (2 to 8) fitted from n-gram counts: instead of W and
+counts, the sparse counts (`service.lm.methods.sparse_tensors`): `contexts` (int32, C x (N - 1):
+the seen contexts, sorted, `.` only as a leading run), `ngram_context` (int32, M: a row of
+`contexts`), `ngram_symbol` (int32, M) and `ngram_count` (int64, M), sorted by context then
+symbol; `config` has `order` and `smoothing` ("kneser-ney" or add-k's K). The model's states and
+tables are derived from the counts on load. The version hashes every tensor.
+
 Files of format 1 (written before word lists were stored: W and counts only, a neural model with
-`config` {steps, lr, reg, seed}) still load; their `words` is None.
+`config` {steps, lr, reg, seed}) still load; their `words` is None. Files of formats 1 and 2 are
+of order 2 (`config` gets `order` 2 on load).
 
 safetensors holds no code, so nothing in a file runs on load; every other check is made here and
 a file that fails one is refused with a `ModelFileError` that names the file and the reason.
@@ -35,10 +43,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from service.lm.model import probabilities
+from service.lm import methods as training_methods
+from service.lm.ngram import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, max_symbols
 
 FORMAT = "civil-words/2"
+SPARSE_FORMAT = "civil-words/3"  # n-gram counts of order N instead of W and counts
 LEGACY_FORMAT = "civil-words/1"  # W and counts only, no word list; still loaded
+FORMATS = (FORMAT, SPARSE_FORMAT, LEGACY_FORMAT)
 MAX_HEADER_BYTES = 1 << 20  # our headers are a few KiB; refuse to parse anything huge
 MAX_SYMBOLS = 4096  # bounds V, and so the (V, V) tensors a file may ask us to allocate
 REQUIRED_META = (
@@ -58,6 +69,8 @@ REQUIRED_META = (
 )
 METHODS = ("neural", "counts")
 CONFIG_KEYS = {"method", "steps", "lr", "reg", "seed", "smoothing", "holdout", "split_seed"}
+SPARSE_CONFIG_KEYS = CONFIG_KEYS | {"order"}
+SPARSE_TENSORS = training_methods.SPARSE_TENSORS
 NEURAL_KEYS = ("steps", "lr", "reg", "seed")  # the neural method's parameters (None for counts)
 MAX_SEED = 2**63 - 1
 
@@ -76,14 +89,16 @@ class ModelFile:
     """What a model file holds, checked."""
 
     path: str
-    W: torch.Tensor  # (V, V) float32
-    counts: torch.Tensor  # (V, V) int64
+    W: torch.Tensor | None  # (V, V) float32 (None in format 3)
+    counts: torch.Tensor | None  # (V, V) int64 (None in format 3)
     alphabet: tuple[str, ...]  # index order, "." first
     metadata: dict[str, object] = field(default_factory=dict)  # decoded metadata
     # The distinct training words, sorted; None in a format-1 file, which has no word list.
     words: tuple[str, ...] | None = None
     # The distinct held-out words, sorted; None when nothing was held out.
     heldout: tuple[str, ...] | None = None
+    # The model's tensors by name (W and counts, or the sparse counts), word lists aside.
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -96,12 +111,17 @@ class ModelFile:
 
     @property
     def method(self) -> str:
+        """'neural' or 'counts'."""
         return str(self.config["method"])
 
-    def probabilities(self) -> tuple[torch.Tensor, np.ndarray]:
-        """(P float32, logP float64), (V, V): the next-symbol tables of this file's method
-        (`service.lm.model.probabilities`)."""
-        return probabilities(self.W, self.counts, self.method, self.config["smoothing"])
+    @property
+    def order(self) -> int:
+        return int(self.config["order"])
+
+    @property
+    def training(self) -> training_methods.Method:
+        """The training method object of this file (`service.lm.methods`)."""
+        return training_methods.method_of(self.config)
 
 
 def encode_words(words: Sequence[str]) -> torch.Tensor:
@@ -132,18 +152,32 @@ def content_version(
     return h.hexdigest()[:12]
 
 
+def sparse_version(alphabet: tuple[str, ...], tensors: dict[str, torch.Tensor]) -> str:
+    """A short hash of a format-3 file's content: its alphabet and every tensor (name, dtype,
+    shape and bytes, by name)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(alphabet), ensure_ascii=False).encode("utf-8"))
+    for name, t in sorted(tensors.items()):
+        a = t.contiguous().numpy()
+        h.update(f"{name}:{a.dtype.str}:{list(a.shape)}:".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:12]
+
+
 def save_model(
     path: str | os.PathLike,
-    W: torch.Tensor,
-    counts: torch.Tensor,
+    W: torch.Tensor | None,
+    counts: torch.Tensor | None,
     alphabet: tuple[str, ...],
     metadata: dict[str, object],
     words: Iterable[str],
     heldout: Iterable[str] = (),
+    sparse: dict[str, torch.Tensor] | None = None,
 ) -> str:
     """Write a model file atomically; returns its version. `metadata` values are JSON-encoded
     unless they are already strings. `words` (the training words) and `heldout` (the held-out
-    words, if any) are stored as sorted distinct lists."""
+    words, if any) are stored as sorted distinct lists. With `sparse` (the sparse counts of a
+    model of order N), the file is of format 3 and W and counts are None."""
     meta = {
         k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
         for k, v in metadata.items()
@@ -152,16 +186,21 @@ def save_model(
     heldout = sorted(set(heldout))
     if heldout:
         word_lists["heldout"] = encode_words(heldout)
-    version = content_version(W, counts, alphabet, word_lists)
+    if sparse is None:
+        version = content_version(W, counts, alphabet, word_lists)
+        tensors = {"W": W.float().contiguous(), "counts": counts.long().contiguous()}
+    else:
+        tensors = {k: v.contiguous() for k, v in sparse.items()}
+        version = sparse_version(alphabet, {**tensors, **word_lists})
     meta.update(
-        format=FORMAT,
+        format=FORMAT if sparse is None else SPARSE_FORMAT,
         alphabet=json.dumps(list(alphabet), ensure_ascii=False),
         version=version,
         torch_version=torch.__version__,
     )
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tensors = {"W": W.float().contiguous(), "counts": counts.long().contiguous(), **word_lists}
+    tensors = {**tensors, **word_lists}
     save_file(tensors, str(tmp), metadata=meta)
     os.chmod(tmp, 0o644)  # a model is data to share: readable by the service's own user
     os.replace(tmp, path)
@@ -215,8 +254,10 @@ def load_model(path: str | os.PathLike) -> ModelFile:
         with safe_open(path, framework="numpy") as f:
             raw_meta = f.metadata() or {}
             keys = set(f.keys())
-            legacy = raw_meta.get("format") == LEGACY_FORMAT
-            expected = {"W", "counts"} if legacy else {"W", "counts", "words"}
+            fmt = raw_meta.get("format")
+            legacy, sparse = fmt == LEGACY_FORMAT, fmt == SPARSE_FORMAT
+            model = set(SPARSE_TENSORS) if sparse else {"W", "counts"}
+            expected = model if legacy else model | {"words"}
             if not expected <= keys <= expected | {"heldout"} or (legacy and keys != expected):
                 raise ModelFileError(
                     path,
@@ -233,10 +274,11 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     missing = [k for k in REQUIRED_META if k not in raw_meta]
     if missing:
         raise ModelFileError(path, f"metadata is missing {', '.join(missing)}")
-    if raw_meta["format"] not in (FORMAT, LEGACY_FORMAT):
+    if raw_meta["format"] not in FORMATS:
         raise ModelFileError(
             path,
-            f"unknown format {raw_meta['format']!r} (expected {FORMAT!r} or {LEGACY_FORMAT!r})",
+            f"unknown format {raw_meta['format']!r} (expected one of "
+            f"{', '.join(repr(f) for f in FORMATS)})",
         )
     meta: dict[str, object] = {}
     for k, v in raw_meta.items():
@@ -250,6 +292,48 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     if V > MAX_SYMBOLS:
         raise ModelFileError(path, f"alphabet of {V} symbols is over the limit of {MAX_SYMBOLS}")
 
+    word_lists = {}
+    for name in ("words", "heldout"):
+        if name in arrays:
+            a = arrays[name]
+            if a.dtype != np.uint8 or a.ndim != 1:
+                raise ModelFileError(path, f"{name} is not a 1-D uint8 tensor (UTF-8 text)")
+            word_lists[name] = torch.from_numpy(a.copy())
+    if sparse:
+        tensors = {k: torch.from_numpy(arrays[k].copy()) for k in SPARSE_TENSORS}
+        _check_sparse(path, arrays, V)
+        content = sparse_version(alphabet, {**tensors, **word_lists})
+        W = counts = None
+    else:
+        W, counts = _check_dense(path, arrays, V)
+        tensors = {"W": W, "counts": counts}
+        content = content_version(W, counts, alphabet, word_lists)
+    if content != raw_meta["version"]:
+        raise ModelFileError(path, "version does not match the content (the file was altered)")
+    _check_metadata(path, meta, legacy, sparse)
+    if sparse:
+        _check_sparse_config(path, meta, arrays, V)
+    words = heldout = None
+    if "words" in word_lists:
+        words = _decode_words(path, "words", word_lists["words"])
+        if set("".join(words)) != set(alphabet[1:]):
+            raise ModelFileError(path, "the training words' symbols are not the alphabet")
+    if "heldout" in word_lists:
+        heldout = _decode_words(path, "heldout", word_lists["heldout"])
+    return ModelFile(
+        path=path,
+        W=W,
+        counts=counts,
+        alphabet=alphabet,
+        metadata=meta,
+        words=words,
+        heldout=heldout,
+        tensors=tensors,
+    )
+
+
+def _check_dense(path: str, arrays: dict[str, np.ndarray], V: int):
+    """W and counts of a format-1 or -2 file, as tensors."""
     W, counts = arrays["W"], arrays["counts"]
     if W.dtype != np.float32 or counts.dtype != np.int64:
         raise ModelFileError(
@@ -268,27 +352,72 @@ def load_model(path: str | os.PathLike) -> ModelFile:
         raise ModelFileError(path, "W holds NaN or infinite values")
     if (counts < 0).any() or counts.sum() <= 0:
         raise ModelFileError(path, "counts are negative or all zero")
-    Wt, Ct = torch.from_numpy(W.copy()), torch.from_numpy(counts.copy())
-    word_lists = {}
-    for name in ("words", "heldout"):
-        if name in arrays:
-            a = arrays[name]
-            if a.dtype != np.uint8 or a.ndim != 1:
-                raise ModelFileError(path, f"{name} is not a 1-D uint8 tensor (UTF-8 text)")
-            word_lists[name] = torch.from_numpy(a.copy())
-    if content_version(Wt, Ct, alphabet, word_lists) != raw_meta["version"]:
-        raise ModelFileError(path, "version does not match the content (the file was altered)")
-    _check_metadata(path, meta, legacy)
-    words = heldout = None
-    if "words" in word_lists:
-        words = _decode_words(path, "words", word_lists["words"])
-        if set("".join(words)) != set(alphabet[1:]):
-            raise ModelFileError(path, "the training words' symbols are not the alphabet")
-    if "heldout" in word_lists:
-        heldout = _decode_words(path, "heldout", word_lists["heldout"])
-    return ModelFile(
-        path=path, W=Wt, counts=Ct, alphabet=alphabet, metadata=meta, words=words, heldout=heldout
-    )
+    return torch.from_numpy(W.copy()), torch.from_numpy(counts.copy())
+
+
+def _check_sparse(path: str, a: dict[str, np.ndarray], V: int) -> None:
+    """The sparse counts of a format-3 file (`service.lm.methods.sparse_tensors`)."""
+    ctx, gc, gs, gn = (a[k] for k in SPARSE_TENSORS)
+    want = {"contexts": np.int32, "ngram_context": np.int32, "ngram_symbol": np.int32}
+    for name, dtype in (*want.items(), ("ngram_count", np.int64)):
+        if a[name].dtype != dtype:
+            raise ModelFileError(
+                path, f"wrong dtype: {name} is {a[name].dtype} (expected {np.dtype(dtype)})"
+            )
+    if ctx.ndim != 2 or not (MIN_ORDER - 1 <= ctx.shape[1] <= MAX_ORDER - 1) or not len(ctx):
+        raise ModelFileError(
+            path,
+            f"wrong shape: contexts is {tuple(ctx.shape)}, expected (C, N - 1) with C >= 1 and "
+            f"{MIN_ORDER} <= N <= {MAX_ORDER}",
+        )
+    order = ctx.shape[1] + 1
+    if V > max_symbols(order):
+        raise ModelFileError(
+            path, f"an alphabet of {V} symbols is too large for order {order} (keys overflow)"
+        )
+    M = len(gn)
+    if not (gc.ndim == gs.ndim == gn.ndim == 1 and len(gc) == len(gs) == M and M >= 1):
+        raise ModelFileError(
+            path, "ngram_context, ngram_symbol and ngram_count are not 1-D of one length >= 1"
+        )
+    if ctx.min() < 0 or ctx.max() >= V:
+        raise ModelFileError(path, "contexts hold a symbol index outside the alphabet")
+    if gs.min() < 0 or gs.max() >= V:
+        raise ModelFileError(path, "ngram_symbol holds a symbol index outside the alphabet")
+    if (gn <= 0).any():
+        raise ModelFileError(path, "ngram_count holds a count that is not positive")
+    # '.' only as a leading run: a context is the padding then the word's beginning.
+    letters = ctx > 0
+    if (letters[:, :-1] & ~letters[:, 1:]).any():
+        raise ModelFileError(path, "a context holds '.' after a symbol (only a leading run pads)")
+    c64 = ctx.astype(np.int64)
+    keys = np.zeros(len(ctx), dtype=np.int64)
+    for j in range(ctx.shape[1]):
+        keys = keys * V + c64[:, j]
+    if (np.diff(keys) <= 0).any():
+        raise ModelFileError(path, "contexts are not sorted and distinct")
+    if keys[0] != 0:
+        raise ModelFileError(path, "contexts lack the start context (all '.')")
+    if gc.min() < 0 or gc.max() >= len(ctx):
+        raise ModelFileError(path, "ngram_context holds an index outside contexts")
+    step = np.diff(gc.astype(np.int64))
+    if (step < 0).any() or (step > 1).any() or gc[0] != 0 or gc[-1] != len(ctx) - 1:
+        raise ModelFileError(path, "ngram_context is not sorted, or a context has no n-gram")
+    if ((step == 0) & (np.diff(gs.astype(np.int64)) <= 0)).any():
+        raise ModelFileError(path, "a context's ngram_symbol values are not sorted and distinct")
+    if set(np.unique(gs).tolist()) != set(range(V)):
+        raise ModelFileError(path, "the n-grams' symbols are not the alphabet")
+
+
+def _check_sparse_config(path: str, meta: dict, a: dict[str, np.ndarray], V: int) -> None:
+    config = meta["config"]
+    order = a["contexts"].shape[1] + 1
+    if config["order"] != order:
+        raise ModelFileError(
+            path, f"metadata 'config' order {config['order']} does not match contexts (N = {order})"
+        )
+    if int(a["ngram_count"].sum()) != meta["examples"]:
+        raise ModelFileError(path, "metadata 'examples' is not the sum of ngram_count")
 
 
 def _decode_words(path: str, name: str, data: torch.Tensor) -> tuple[str, ...]:
@@ -318,10 +447,11 @@ def _is_count(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _check_metadata(path: str, meta: dict[str, object], legacy: bool) -> None:
+def _check_metadata(path: str, meta: dict[str, object], legacy: bool, sparse: bool) -> None:
     """The metadata's types, so that every reader (CLI, service) can use it as it is.
 
-    A format-1 file's `config` is converted to format 2's shape in `meta`."""
+    A format-1 file's `config` is converted to format 2's shape in `meta`; formats 1 and 2
+    get `order` 2."""
     for k in ("loss", "nll", "loss_first", "loss_last"):
         if not _is_number(meta[k]):
             raise ModelFileError(path, f"metadata {k!r} is not a finite number")
@@ -331,7 +461,7 @@ def _check_metadata(path: str, meta: dict[str, object], legacy: bool) -> None:
     sha = meta["corpus_sha256"]
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
         raise ModelFileError(path, "metadata 'corpus_sha256' is not a sha256 hex digest")
-    meta["config"] = _check_config(path, meta["config"], legacy)
+    meta["config"] = _check_config(path, meta["config"], legacy, sparse)
     holdout = meta.get("holdout")
     if not (
         holdout is None
@@ -358,16 +488,29 @@ def _check_metadata(path: str, meta: dict[str, object], legacy: bool) -> None:
         raise ModelFileError(path, "metadata 'loss_curve' is not a list of [step, loss] pairs")
 
 
-def _check_config(path: str, config: object, legacy: bool) -> dict[str, object]:
+def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict[str, object]:
     if legacy:
         if not (isinstance(config, dict) and set(config) == set(NEURAL_KEYS)):
             raise ModelFileError(path, "metadata 'config' is not {steps, lr, reg, seed}")
         config = {"method": "neural", **config, "smoothing": None, "holdout": 0.0}
         config["split_seed"] = None
-    if not (isinstance(config, dict) and set(config) == CONFIG_KEYS):
-        raise ModelFileError(path, f"metadata 'config' is not {{{', '.join(sorted(CONFIG_KEYS))}}}")
+    keys = SPARSE_CONFIG_KEYS if sparse else CONFIG_KEYS
+    if not (isinstance(config, dict) and set(config) == keys):
+        raise ModelFileError(path, f"metadata 'config' is not {{{', '.join(sorted(keys))}}}")
     method = config["method"]
-    if method == "neural":
+    if sparse:
+        smoothing, order = config["smoothing"], config["order"]
+        ok = (
+            method == "counts"
+            and all(config[k] is None for k in NEURAL_KEYS)
+            and _is_count(order)
+            and MIN_ORDER <= order <= MAX_ORDER
+            and (
+                smoothing == training_methods.KNESER_NEY
+                or (_is_number(smoothing) and smoothing > 0 and order <= MAX_ADD_K_ORDER)
+            )
+        )
+    elif method == "neural":
         ok = (
             _is_count(config["steps"])
             and _is_number(config["lr"])
@@ -389,4 +532,6 @@ def _check_config(path: str, config: object, legacy: bool) -> dict[str, object]:
     ok = ok and (split_seed is None or (_is_count(split_seed) and split_seed <= MAX_SEED))
     if not ok:
         raise ModelFileError(path, f"metadata 'config' has bad values for the {method} method")
+    if not sparse:
+        config = {**config, "order": 2}
     return config

@@ -8,7 +8,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ValidationError
 
 from service.lm.constrained import Constraints
-from service.lm.score import scores_json
+from service.lm.score import UnknownSymbolError, scores_json
 from service.settings import Settings
 from service.web import metrics
 from service.web.errors import (
@@ -25,6 +25,7 @@ from service.web.schemas import (
     MatrixResponse,
     ModelInfo,
     ModelsResponse,
+    NextResponse,
     Problem,
     ProbResponse,
     SampleResponse,
@@ -32,6 +33,7 @@ from service.web.schemas import (
     Status,
     WordScoreInfo,
     model_query,
+    next_query,
     prob_query,
     sample_query,
     score_body,
@@ -39,7 +41,7 @@ from service.web.schemas import (
 )
 from service.web.served import ServedModel, UnknownSymbol
 
-MODEL_TAG = Tag(name="model", description="Words and numbers from the bigram model")
+MODEL_TAG = Tag(name="model", description="Words and numbers from the language models")
 OPS_TAG = Tag(name="operations", description="Health, readiness and metrics")
 BAD_REQUEST = {400: problem_schema_ref()}
 NOT_FOUND = {404: problem_schema_ref()}  # `model=` names no served model
@@ -111,6 +113,7 @@ def create_api(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     ProbQuery = prob_query(symbols, names)
     ModelQuery = model_query(names)
     ScoreQuery = score_query(settings.max_word_len, symbols, names)
+    NextQuery = next_query(settings.max_word_len, symbols, names)
     ScoreBody = score_body(settings.max_word_len, symbols)
     # The largest valid body, written compactly: every word at its longest, each symbol escaped
     # as a JSON surrogate pair (12 bytes), with quotes and commas. Other routes keep the app's
@@ -168,13 +171,29 @@ def create_api(settings: Settings, served_models: ModelSet) -> APIBlueprint:
         return _json_text(f'{{"scores":[{scores}]}}')
 
     @api.get(
+        "/next",
+        tags=[MODEL_TAG],
+        responses={200: NextResponse, **BAD_REQUEST, **NOT_FOUND},
+        summary="What comes next",
+    )
+    @validated(query=NextQuery)
+    def next_symbol(query: NextQuery):  # type: ignore[valid-type]
+        """The distribution of the symbol after the beginning of a word (empty: the first
+        symbol): every symbol, most probable first, and the context the model conditions on."""
+        try:
+            return _json(served(query.model).next(query.context))
+        except UnknownSymbolError as e:
+            raise InvalidParameter("context", e.reason) from None
+
+    @api.get(
         "/prob",
         tags=[MODEL_TAG],
-        responses={200: ProbResponse, **BAD_REQUEST, **NOT_FOUND},
+        responses={200: ProbResponse, **BAD_REQUEST, **NOT_FOUND, **UNPROCESSABLE},
         summary="Probability of a bigram",
     )
     def prob(query: ProbQuery):  # type: ignore[valid-type]
-        """The model's probability that the second symbol follows the first."""
+        """The model's probability that the second symbol follows the first (a bigram model's
+        view: 422 on a model of order N > 2, which /next answers)."""
         try:
             return _json(served(query.model).prob(query.bigram))
         except UnknownSymbol as e:
@@ -205,17 +224,18 @@ def create_api(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     @api.get(
         "/matrix",
         tags=[MODEL_TAG],
-        responses={200: MatrixResponse, **BAD_REQUEST, **NOT_FOUND},
+        responses={200: MatrixResponse, **BAD_REQUEST, **NOT_FOUND, **UNPROCESSABLE},
         summary="Probability matrix",
     )
     def matrix(query: ModelQuery):  # type: ignore[valid-type]
-        """The whole matrix P (V x V): row = previous symbol, column = next symbol."""
-        return _json(served(query.model).matrix)
+        """The whole matrix P (V x V): row = previous symbol, column = next symbol (a bigram
+        model's view: 422 on a model of order N > 2)."""
+        return _json(served(query.model).bigram_matrix())
 
     @api.get("/models", tags=[MODEL_TAG], responses={200: ModelsResponse}, summary="Models")
     def models_view():
         """Every served model: its name (for `model=`), version, method and alphabet size."""
-        return _json(models().listing)
+        return _json(models().listing, exclude_none=False)  # null: no smoothing, hold-out
 
     @api.get("/healthz", tags=[OPS_TAG], responses={200: Status}, summary="Liveness")
     def healthz():

@@ -22,10 +22,12 @@ from service.lm.constrained import (
 from service.lm.score import UnknownSymbolError
 from service.web.registry import UnknownModel
 from service.web.schemas import FieldError, Problem
+from service.web.served import NotABigramModel
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"
 UNKNOWN_MODEL = "urn:civil-words:problem:unknown-model"
+NOT_A_BIGRAM_MODEL = "urn:civil-words:problem:not-a-bigram-model"
 # 422: the request is well formed, but the model cannot answer it.
 UNPROCESSABLE = {
     ImpossibleConstraints: (
@@ -154,6 +156,19 @@ def init_app(app: Flask) -> None:
                 instance=request.path,
                 errors=[FieldError(parameter=p, reason=e.reason) for p in e.parameters],
                 found=getattr(e, "found", None),
+            )
+        )
+
+    @app.errorhandler(NotABigramModel)
+    def _not_a_bigram_model(e: NotABigramModel):
+        return problem_response(
+            Problem(
+                type=NOT_A_BIGRAM_MODEL,
+                title="Not a bigram model",
+                status=422,
+                detail=str(e),
+                instance=request.path,
+                errors=[FieldError(parameter="model", reason=str(e))],
             )
         )
 

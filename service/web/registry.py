@@ -113,7 +113,11 @@ class ModelSet:
                     name=name,
                     version=m.version,
                     method=m.file.method,
+                    order=m.info.order,
+                    smoothing=m.info.config.smoothing,
                     symbols=len(m.file.alphabet),
+                    nll=m.loss.nll,
+                    holdout_nll=None if m.loss.holdout is None else m.loss.holdout.nll,
                     default=name == default,
                 )
                 for name, m in models.items()

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
+from service.lm.metadata import HoldoutInfo, TrainingConfig
 
 MAX_SEED = 2**63 - 1
 MAX_SCORE_WORDS = 1000  # words in one POST /score
@@ -256,6 +257,25 @@ def score_query(
     )
 
 
+def next_query(max_word_len: int, alphabet: tuple[str, ...], names: tuple[str, ...]) -> type[Query]:
+    """The GET /next query model."""
+    return create_model(
+        "NextQuery",
+        __base__=Query,
+        model=_model_field(names),
+        context=(
+            Annotated[str, NFC],
+            Field(
+                "",
+                max_length=max_word_len,
+                description="the beginning of a word (NFC-normalised; possibly empty, without "
+                "'.'): symbols of the model's alphabet",
+                json_schema_extra={"pattern": _symbols_pattern(alphabet, "*")},
+            ),
+        ),
+    )
+
+
 def score_body(max_word_len: int, alphabet: tuple[str, ...]) -> type[BaseModel]:
     """The POST /score body model."""
     Word = Annotated[
@@ -343,14 +363,18 @@ def prob_query(alphabet: tuple[str, ...], names: tuple[str, ...]) -> type[Query]
 
 
 class BigramScore(BaseModel):
-    bigram: str = Field(description="two symbols; '.' is the start or end of the word")
-    logprob: float = Field(description="natural log of the probability of the 2nd after the 1st")
+    bigram: str = Field(description="the previous symbol and this one; '.' is the start or end")
+    context: str = Field(
+        description="the context the model conditions on for this symbol: its state (the "
+        "previous symbol for a bigram model; '.' pads a word's start)"
+    )
+    logprob: float = Field(description="natural log of the symbol's probability in that context")
 
 
 class WordScoreInfo(BaseModel):
     word: str = Field(description="the word, NFC-normalised")
-    logprob: float = Field(description="sum of its bigrams' log-probabilities, start and end in")
-    symbols: int = Field(description="its length in symbols; it has symbols + 1 bigrams")
+    logprob: float = Field(description="sum of its symbols' log-probabilities, the end included")
+    symbols: int = Field(description="its length in symbols; symbols + 1 are predicted")
     nll_per_symbol: float = Field(description="-logprob / (symbols + 1)")
     perplexity: float | None = Field(
         description="exp(nll_per_symbol); null if over the largest double"
@@ -359,7 +383,7 @@ class WordScoreInfo(BaseModel):
         description="whether the word is in the training word list; null if the model file "
         "carries none"
     )
-    bigrams: list[BigramScore]
+    bigrams: list[BigramScore] = Field(description="each symbol and the end, in order")
 
 
 class ScoreResponse(BaseModel):
@@ -380,9 +404,12 @@ class ProbResponse(BaseModel):
 
 
 class LossResponse(BaseModel):
-    loss: float = Field(description="the notebook's loss of the served W: mean NLL + reg mean(W^2)")
+    loss: float = Field(
+        description="the notebook's loss of the served W: mean NLL + reg mean(W^2); the NLL for "
+        "a counting model"
+    )
     nll: float = Field(description="mean negative log-likelihood over the training examples")
-    examples: int = Field(description="number of training examples (bigrams)")
+    examples: int = Field(description="training examples: symbols predicted (bigrams at order 2)")
     holdout: HoldoutInfo | None = Field(
         None, description="the held-out words' figures, when the model was trained with a hold-out"
     )
@@ -392,7 +419,15 @@ class ModelEntry(BaseModel):
     name: str = Field(description="the name to pass as `model=`")
     version: str = Field(description="content-derived version of the model")
     method: str = Field(description="'neural' or 'counts'")
+    order: int = Field(description="N: the next symbol depends on the last N - 1 symbols")
+    smoothing: float | str | None = Field(
+        description="counts: 'kneser-ney' or add-k's K; null for neural"
+    )
     symbols: int = Field(description="V: the alphabet's size, '.' included")
+    nll: float = Field(description="mean NLL per symbol on its training words")
+    holdout_nll: float | None = Field(
+        description="mean NLL per symbol on its held-out words; null without a hold-out"
+    )
     default: bool = Field(description="whether a request without `model=` gets this model")
 
 
@@ -403,24 +438,6 @@ class ModelsResponse(BaseModel):
 class Status(BaseModel):
     status: str = Field(description="'ok' (alive) or 'ready' (model loaded and usable)")
     model: str | None = Field(None, description="version of the served model")
-
-
-class TrainingConfig(BaseModel):
-    method: str = Field(description="'neural' (the notebook's network) or 'counts' (counting)")
-    steps: int | None = Field(description="gradient descent steps (neural; null for counts)")
-    lr: float | None = Field(description="learning rate (neural; null for counts)")
-    reg: float | None = Field(description="weight of the mean(W^2) term (neural; null for counts)")
-    seed: int | None = Field(description="seed of the initial W (neural; null for counts)")
-    smoothing: float | None = Field(description="K added to every count (counts; null for neural)")
-    holdout: float = Field(description="fraction of the word list held out from training")
-    split_seed: int | None = Field(description="seed of the hold-out split")
-
-
-class HoldoutInfo(BaseModel):
-    nll: float | None = Field(description="mean NLL of the held-out words' bigrams (null if none)")
-    examples: int = Field(description="bigrams of the held-out words that were scored")
-    words: int = Field(description="held-out words scored")
-    skipped: int = Field(description="held-out words skipped: a symbol outside the alphabet")
 
 
 class WordListInfo(BaseModel):
@@ -445,7 +462,20 @@ class LossInfo(BaseModel):
 class ModelInfo(BaseModel):
     version: str = Field(description="content-derived version of the model")
     alphabet: list[str] = Field(description="symbols in index order; '.' is the start/end marker")
-    shape: tuple[int, int] = Field(description="shape of W, (V, V)")
+    shape: tuple[int, int] = Field(
+        description="(S, V): the model's states by symbols; (V, V) for a bigram model (W's)"
+    )
+    order: int = Field(description="N: the next symbol depends on the last N - 1 symbols")
+    smoothing: str = Field(
+        description="how the next-symbol probabilities are made: 'neural', 'add-k:K' or "
+        "'kneser-ney'"
+    )
+    states: int = Field(description="S: the contexts the model conditions on")
+    contexts: int = Field(description="the seen contexts of N - 1 symbols (with '.' padding)")
+    discounts: list[tuple[float, float, float]] | None = Field(
+        None,
+        description="Kneser–Ney: (D1, D2, D3+) of each level, order 1 to N; null otherwise",
+    )
     config: TrainingConfig
     examples: int
     corpus: CorpusInfo
@@ -457,6 +487,23 @@ class ModelInfo(BaseModel):
     )
     created: str | None = None
     torch_version: str | None = None
+
+
+class NextSymbol(BaseModel):
+    symbol: str = Field(description="a symbol of the alphabet; '.' ends the word")
+    prob: float = Field(ge=0, le=1, description="its probability after the context")
+    logprob: float = Field(description="natural log of prob")
+
+
+class NextResponse(BaseModel):
+    context: str = Field(description="the beginning of a word asked about, NFC-normalised")
+    state: str = Field(
+        description="the context the model actually conditions on ('.' pads a word's start; a "
+        "shorter one when the model backs off)"
+    )
+    next: list[NextSymbol] = Field(
+        description="every symbol of the alphabet, most probable first (ties: alphabet order)"
+    )
 
 
 class MatrixResponse(BaseModel):

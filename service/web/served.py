@@ -1,4 +1,4 @@
-"""The model as the service holds it: the checked file, its sampler, and answers computed once."""
+"""The model as the service holds it: the ready model, and answers computed once."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from service.lm.constrained import (
-    DEFAULT_REJECTION_BUDGET,
-    ConstrainedSampler,
-    Constraints,
-    Sampled,
-)
-from service.lm.model import DEFAULT_MAX_WORD_LEN, Sampler, file_loss
-from service.lm.score import Scorer, WordScore
-from service.lm.store import ModelFile, load_model
+from service.lm.constrained import DEFAULT_REJECTION_BUDGET, Constraints, Sampled
+from service.lm.ready import ReadyModel, open_model
+from service.lm.sampling import DEFAULT_MAX_WORD_LEN
+from service.lm.score import WordScore
 from service.web.schemas import (
     CorpusInfo,
     LossInfo,
     LossResponse,
     MatrixResponse,
     ModelInfo,
+    NextResponse,
+    NextSymbol,
     ProbResponse,
     TrainingConfig,
     WordListInfo,
@@ -35,20 +32,29 @@ class UnknownSymbol(ValueError):
     pass
 
 
+class NotABigramModel(ValueError):
+    """A bigram view (/prob, /matrix) asked of a model of order N > 2."""
+
+
 @dataclass
 class ServedModel:
     name: str  # the name it is served under (`model=`)
-    file: ModelFile
-    sampler: Sampler  # the notebook's words
-    constrained: ConstrainedSampler  # words under constraints (the notebook's without)
-    scorer: Scorer
+    model: ReadyModel  # the file, its model, samplers and scorer (`service.lm.ready`)
     loss: LossResponse
     info: ModelInfo
-    matrix: MatrixResponse
+    matrix: MatrixResponse | None  # the bigram view; None above order 2
 
     @property
     def version(self) -> str:
-        return self.file.version
+        return self.model.version
+
+    @property
+    def file(self):
+        return self.model.file
+
+    @property
+    def sampler(self):
+        return self.model.sampler
 
     @classmethod
     def load(
@@ -59,27 +65,39 @@ class ServedModel:
         rejection_budget: int = DEFAULT_REJECTION_BUDGET,
     ) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
-        f = load_model(path)
+        m = open_model(path, max_word_len, rejection_budget)
+        m.constrained.warm()  # before the workers fork: shared
+        f, lm = m.file, m.lm
         meta, config = f.metadata, f.config
-        P, logP = f.probabilities()
-        sampler = Sampler(P, f.alphabet)
-        constrained = ConstrainedSampler(sampler, logP, f.words, max_word_len, rejection_budget)
-        loss, nll = file_loss(f.W, f.counts, f.method, config["smoothing"], config["reg"])
-        V = len(f.alphabet)
+        V = lm.V
+        smoothing = config["smoothing"]
+        how = (
+            "neural"
+            if f.method == "neural"
+            else smoothing
+            if isinstance(smoothing, str)
+            else f"add-k:{smoothing:g}"
+        )
+        discounts = m.details.get("discounts")
         info = ModelInfo(
             version=f.version,
-            alphabet=list(f.alphabet),
-            shape=(V, V),
+            alphabet=list(lm.alphabet),
+            shape=(lm.S, V),
+            order=lm.order,
+            smoothing=how,
+            states=lm.S,
+            contexts=int((lm.counts.sum(axis=1) > 0).sum()),
+            discounts=None if discounts is None else [tuple(d) for d in discounts],
             config=TrainingConfig(**config),
-            examples=int(f.counts.sum()),
+            examples=int(lm.counts.sum()),
             corpus=CorpusInfo(
                 sha256=meta["corpus_sha256"], bytes=meta["corpus_bytes"], words=meta["corpus_words"]
             ),
             loss=LossInfo(
                 first=meta["loss_first"],
                 last=meta["loss_last"],
-                final=loss,
-                nll=nll,
+                final=m.loss,
+                nll=m.nll,
                 curve=meta["loss_curve"],
             ),
             holdout=meta.get("holdout"),
@@ -89,35 +107,47 @@ class ServedModel:
             created=meta.get("created"),
             torch_version=meta.get("torch_version"),
         )
+        matrix = (
+            MatrixResponse(model=f.version, alphabet=list(lm.alphabet), probs=lm.P.tolist())
+            if lm.order == 2
+            else None
+        )
         return cls(
             name=name,
-            file=f,
-            sampler=sampler,
-            constrained=constrained,
-            scorer=Scorer(logP, f.alphabet, f.words),
+            model=m,
             loss=LossResponse(
-                loss=loss, nll=nll, examples=info.examples, holdout=meta.get("holdout")
+                loss=m.loss, nll=m.nll, examples=info.examples, holdout=meta.get("holdout")
             ),
             info=info,
-            matrix=MatrixResponse(
-                model=f.version, alphabet=list(f.alphabet), probs=sampler.P.tolist()
-            ),
+            matrix=matrix,
         )
+
+    def _bigram_only(self, view: str) -> None:
+        if self.model.lm.order != 2:
+            raise NotABigramModel(
+                f"{view} is the bigram view: model {self.name!r} is of order "
+                f"{self.model.lm.order}, its next symbol depends on {self.model.lm.order - 1} "
+                "symbols; ask GET /next?context=... for the distribution after any beginning"
+            )
+
+    def bigram_matrix(self) -> MatrixResponse:
+        self._bigram_only("/matrix")
+        return self.matrix
 
     def prob(self, bigram: str) -> ProbResponse:
         """P(next | previous) for two symbols, each written precomposed or decomposed (the
         pattern in the OpenAPI document, `bigram_regex`); the answer names them in NFC."""
-        stoi = self.sampler.stoi
-        match = bigram_regex(self.file.alphabet).fullmatch(bigram)
+        self._bigram_only("/prob")
+        lm = self.model.lm
+        stoi = lm.stoi
+        match = bigram_regex(lm.alphabet).fullmatch(bigram)
         if match is None:
             raise UnknownSymbol(self._why_not(bigram))
         bigram = "".join(unicodedata.normalize("NFC", s) for s in match.groups())
         i, j = stoi[bigram[0]], stoi[bigram[1]]
-        p = float(self.sampler.P[i, j])
-        if p > 0:
-            logprob = math.log(p)
-        else:  # underflowed in float32: the log is still finite
-            logprob = float(torch.log_softmax(self.file.W[i].double(), 0)[j])
+        p = float(lm.P[i, j])
+        # Underflowed in float32: the log is still finite.
+        logprob = math.log(p) if p > 0 else float(lm.logP[i, j])
         return ProbResponse(bigram=bigram, prob=p, logprob=logprob)
 
     def _why_not(self, bigram: str) -> str:
@@ -125,16 +155,34 @@ class ServedModel:
         nfc = unicodedata.normalize("NFC", bigram)
         if len(nfc) != 2:
             return f"must be exactly two symbols, got {len(nfc)}"
-        missing = [c for c in nfc if c not in self.sampler.stoi]
+        missing = [c for c in nfc if c not in self.model.lm.stoi]
         if missing:
             shown = ", ".join(repr(c) for c in dict.fromkeys(missing))
             return f"{shown} not in the model's alphabet"
         return "not two symbols of the model's alphabet, each precomposed or decomposed"
 
+    def next(self, context: str) -> NextResponse:
+        """The distribution of the symbol after a word's beginning (raises
+        `UnknownSymbolError` for a symbol outside the alphabet)."""
+        lm = self.model.lm
+        context = unicodedata.normalize("NFC", context)
+        s = lm.state_after(lm.codes(context))
+        logp = lm.logP[s]
+        order = np.argsort(-logp, kind="stable")
+        probs = np.exp(logp)
+        return NextResponse(
+            context=context,
+            state=lm.contexts[s],
+            next=[
+                NextSymbol(symbol=lm.alphabet[c], prob=float(probs[c]), logprob=float(logp[c]))
+                for c in order.tolist()
+            ],
+        )
+
     def sample(self, n: int, seed: int, constraints: Constraints) -> Sampled:
         """n words under the constraints (raises the `ConstraintError`s)."""
-        return self.constrained.sample(n, seed, constraints)
+        return self.model.constrained.sample(n, seed, constraints)
 
     def score(self, words: list[str]) -> list[WordScore]:
         """Scores of the words, in order (raises `UnknownSymbolError`)."""
-        return self.scorer.score(words)
+        return self.model.scorer.score(words)
