@@ -13,10 +13,10 @@ words (after temperature and top-k) conditioned on the constraints, P(w) / P(con
   that every word meets the prefix and length constraints by construction and comes with
   exactly its conditional probability; `novel`/`unique` then reject whole words.
 
-Every walk is `service.lm.sampling`'s one loop: a seeded torch generator's exponential stream,
-one row of V values per drawn symbol: `argmax(p / e)` over a row of exponentials e picks index b
-with probability p[b] / sum(p). The same seed and constraints give the same words, and word k
-does not depend on n.
+Every walk is `service.lm.sampling`'s one loop: the reference loop's stream for the notebook's
+words (and for novel/unique alone), and for conditioned walks independent candidates drawn
+by inverse CDF from a counter-based generator (`sampling.uniform`). The same seed and
+constraints give the same words, and word k does not depend on n.
 
 Constraints no word can meet are found from the model's support at once (never by trying);
 `novel`/`unique` are checked against counts of the distinct words the constraints allow.
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from service.lm.lm import EOS, LanguageModel
-from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, draw_words
+from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, conditioned_words
 
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
@@ -183,15 +183,16 @@ class Chain:
             s = int(self.nxt[s, c])
         return len(path) <= self.hi and self.logB(len(path))[s] > -np.inf
 
-    def rows(self, levels: np.ndarray, states: np.ndarray) -> np.ndarray:
-        """(A, V) float64: the next symbol's conditional probabilities of A walks at
-        (symbols so far, state)."""
-        B, index = self._B, self._index
-        here = B[index[levels], states]  # (A,)
-        tails = B[index[levels + 1][:, None], self.nxt[states]]  # (A, V): logB after c
-        tails[:, 0] = np.where(levels >= self.lo, 0.0, -np.inf)
+    def rows(self, level: int, states: np.ndarray) -> np.ndarray:
+        """(A, V) float64: the next symbol's conditional probabilities of A walks at `states`
+        after `level` symbols."""
+        here = self.logB(level)[states]  # (A,)
+        tails = self.logB(level + 1)[self.nxt[states]]  # (A, V): logB after each symbol
+        tails[:, 0] = 0.0 if level >= self.lo else -np.inf
+        tails += self.logQ[states]
+        tails -= here[:, None]
         with np.errstate(invalid="ignore", over="ignore"):  # unreachable states: unused
-            return np.exp(self.logQ[states] + tails - here[:, None])
+            return np.exp(tails, out=tails)
 
 
 def count_words(
@@ -221,6 +222,14 @@ def count_words(
     if m > hi:
         return 0
     go, end = mask[:, 1:], mask[:, 0].astype(np.int64)
+    # A lower bound for every state first (most models allow many symbols everywhere): with
+    # at least b letters and e ends at each state, N(k) >= b N(k + 1) + [k >= lo] e.
+    b, e = int(go.sum(axis=1).min()), int(end.min())
+    bound = 1 if cut else e
+    for k in range(hi - 1, m - 1, -1):
+        bound = min(cap, b * bound + (e if k >= lo else 0))
+    if bound >= cap:
+        return cap
     targets = nxt[:, 1:]
     N = np.ones_like(end) if cut else end.copy()  # level hi
     for k in range(hi - 1, m - 1, -1):
@@ -486,37 +495,25 @@ class ConstrainedSampler:
             )
         accept = self._filter(c)
         budget = (self.rejection_budget, self._exhausted(given))
-        g = torch.Generator().manual_seed(seed)
         shaped = [p for p in given if p not in ("novel", "unique")]
         if not shaped:
             # The reference stream, words rejected whole: its words minus the rejected.
             hi = self.max_word_len
             self._check_filters(c, n, given, self._stream_support, 0, hi, cut=True)
-            walker = self.sampler.walker(hi)
-            steps = self.sampler.mean_steps
-            words, rejected = draw_words(walker, g, n, steps, accept, budget)
+            g = torch.Generator().manual_seed(seed)
+            with torch.inference_mode():
+                words, rejected = self.sampler.stream_words(g, n, hi, accept, budget)
             return Sampled(words, constrained=True, rejected=rejected)
         lo, hi = self._bounds(c)
         chain = self.chain(c.temperature, c.top_k or self.V, lo, hi)
         path = self._path(c.prefix)
-        if not chain.possible(self.lm.start, path):
+        lm = self.lm
+        if not chain.possible(lm.start, path):
             raise self._impossible(c, given)
         if c.novel or c.unique:
             self._check_filters(c, n, given, self.support(c.top_k or self.V), lo, hi)
-        m = len(path)
-        # Symbols drawn per word, roughly, to size the random draws (not their order).
-        steps = min(hi - m + 1, max(lo - m + 1, self.sampler.mean_steps - 1))
-        walker = Walker(
-            chain.rows,
-            self.lm.next,
-            self.alphabet,
-            self.lm.state_after(path),
-            m,
-            hi,
-            True,
-            c.prefix,
-        )
-        words, rejected = draw_words(walker, g, n, steps, accept, budget)
+        walker = Walker(lm.next, self.alphabet, lm.state_after(path), len(path), hi, c.prefix)
+        words, rejected = conditioned_words(walker, chain.rows, seed, n, accept, budget)
         return Sampled(words, constrained=True, rejected=rejected)
 
     def _filter(self, c: Constraints) -> Callable[[str], str | None]:

@@ -1,19 +1,17 @@
-"""The one sampling loop: words walked on a model's states from a seeded exponential stream.
+"""Walking words on a model's states: the one loop, fed by two sources of randomness.
 
-`torch.multinomial(p, 1)` on the CPU is `argmax(p / e)` where `e` holds one float32
-`exponential_` draw per symbol from the generator. Drawing those values for many symbols in
-one call consumes the generator's stream in the same order, so a walk over pre-drawn rows,
-`c <- argmax(row(state) / E[t])`, gives the very words of the reference loop
-`c = torch.multinomial(P[state], 1, generator=g)` without one torch call per symbol.
+Two walks, each written once, every caller using them:
 
-A walk is sequential: word k + 1 starts at the row after word k ends. To avoid a Python step
-per symbol, every row of a block of draws is taken as the start of a word at once, and all
-those candidate words are walked together, one vectorised step per symbol position; then the
-real words are read off by chaining each word's end to the next one's start. Each candidate
-walk is the serial walk from that row, so the words are exactly the serial loop's; the block
-is walked about (mean word length) times over, in numpy rather than in Python.
+- The reference loop's stream (`Sampler`): `c = torch.multinomial(P[state], 1, generator=g)`
+  from a fresh `Generator().manual_seed(seed)`, word after word; for the notebook's model, the
+  notebook's very words. Plain sampling (and novel/unique alone, which leave words out of it).
+- Conditioned walks (`conditioned_words`, for prefix, length, temperature and top-k): many
+  independent candidate words advance together in `walk`, one vectorised step per symbol
+  position; candidate k's j-th symbol is drawn by inverse CDF from `uniform(seed, k, j)`
+  (SplitMix64 of a counter: word k depends only on the seed and k); accepted candidates are
+  the answer, in order.
 
-Shapes: V symbols (index 0, `.`, ends a word), S states.
+Shapes: V symbols (index 0, `.`, ends a word), S states, A candidates still going.
 """
 
 from __future__ import annotations
@@ -27,30 +25,75 @@ import torch
 from service.lm.lm import LanguageModel
 
 CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
-TINY = np.float32(np.finfo(np.float32).tiny)  # stands for an exponential draw of exactly 0
 DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols
+MAX_CANDIDATES = 1 << 49  # conditioned candidates k (with j < 2 ** 14: one counter, 63 bits)
 
-# rows(levels, states) -> (A, V): next-symbol weights of A walks at (symbols so far, state).
-Rows = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# choose(ids, step, level, states) -> (A,) next symbols, -1 where a candidate has no draw.
+Choose = Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]
+# rows(level, states) -> (A, V) next-symbol weights of A candidates at `states` after `level`
+# symbols (candidates walk in step, so they share the level).
+Rows = Callable[[int, np.ndarray], np.ndarray]
+Accept = Callable[[str], str | None]  # the reason a word is rejected, or None
+Budget = tuple[int, Callable[[int, int], None]]  # (most symbols for rejected words, on spent)
 
 
 @dataclass(frozen=True)
 class Walker:
-    """How words are walked: the weights of each step, the states, where a word starts.
+    """Where words start and end: at `state` with `level` symbols already given (`prefix`),
+    ending at `.` or at `hi` symbols, where no draw is made."""
 
-    `rows` gives weights of `dtype` (float32 for the reference loop's own table, which must
-    divide as it does; float64 for conditioned walks, whose draws are `clamp`ed so that only
-    a symbol of positive weight can win). A word starts at `state` with `level` symbols
-    already given (`prefix`) and ends at `.` or at `hi` symbols, where no draw is made."""
-
-    rows: Rows
-    next: np.ndarray  # (S, V) int32
+    next: np.ndarray  # (S, V) next-state table
     alphabet: tuple[str, ...]
     state: int
     level: int
     hi: int
-    clamp: bool
     prefix: str = ""
+
+
+@dataclass
+class Walked:
+    out: np.ndarray  # (A0, J) int32: each candidate's symbols
+    size: np.ndarray  # (A0,) symbols of each
+    draws: np.ndarray  # (A0,) draws each consumed
+    complete: np.ndarray  # (A0,) bool: False where its draws ran out
+
+
+def walk(w: Walker, ids: np.ndarray, choose: Choose) -> Walked:
+    """Walk the candidates `ids` together to their ends: each step asks `choose` for the next
+    symbol of every candidate still going (-1: it has no draw left, it stays incomplete),
+    moves it to its next state, and ends it at `.` or at `hi` symbols (no draw there)."""
+    A0 = len(ids)
+    out = np.zeros((A0, 16), dtype=np.int32)
+    size = np.zeros(A0, dtype=np.int64)
+    draws = np.zeros(A0, dtype=np.int64)
+    complete = np.zeros(A0, dtype=bool)
+    who = np.arange(A0)  # the candidates still going, by position in `ids`
+    st = np.full(A0, w.state, dtype=np.int64)
+    level = w.level
+    nxt = w.next
+    j = 0
+    while who.size:
+        if level >= w.hi:  # every candidate still going has hi symbols: all end here
+            complete[who] = True
+            break
+        c = choose(ids[who], j, level, st)
+        if (c < 0).any():  # out of draws: incomplete
+            keep = c >= 0
+            who, st, c = who[keep], st[keep], c[keep]
+        draws[who] += 1
+        ended = c == 0
+        if ended.any():
+            complete[who[ended]] = True
+            go = ~ended
+            who, st, c = who[go], st[go], c[go]
+        if j == out.shape[1]:
+            out = np.concatenate([out, np.zeros_like(out)], axis=1)
+        out[who, j] = c
+        size[who] += 1
+        st = nxt[st, c]
+        level += 1
+        j += 1
+    return Walked(out, size, draws, complete)
 
 
 def _words_text(alphabet: tuple[str, ...], out: np.ndarray, sizes: np.ndarray, prefix: str):
@@ -64,140 +107,57 @@ def _words_text(alphabet: tuple[str, ...], out: np.ndarray, sizes: np.ndarray, p
     keep = np.arange(J + 1)[None, :] <= sizes[:, None]
     text = points[codes[keep]].tobytes().decode("utf-32-le")
     words = text.split("\n")[:-1]
-    return [prefix + w for w in words] if prefix else words
+    return [prefix + word for word in words] if prefix else words
 
 
-class Drawn:
-    """A block of draws walked from every row: each candidate word's symbols, size, and the
-    row where the next word starts (`complete` False where the block ran out of rows)."""
-
-    def __init__(self, w: Walker, E: np.ndarray):
-        R = self.R = len(E)
-        out = np.zeros((R, 16), dtype=np.int32)
-        size = np.zeros(R, dtype=np.int64)
-        next_row = np.zeros(R, dtype=np.int64)
-        complete = np.zeros(R, dtype=bool)
-        # The active walks, compacted: their start row, state, level and current row.
-        ids = np.arange(R, dtype=np.int64)
-        st = np.full(R, w.state, dtype=np.int64)
-        lv = np.full(R, w.level, dtype=np.int64)
-        ps = ids.copy()
-        nxt, rows, hi = w.next, w.rows, w.hi
-        j = 0  # symbols drawn so far by every active walk
-        while ids.size:
-            if lv[0] >= hi:  # all active walks are at the same level: they end here
-                next_row[ids] = ps
-                complete[ids] = True
-                break
-            inside = ps < R  # the others need rows past the block: incomplete
-            if not inside.all():
-                ids, st, lv, ps = ids[inside], st[inside], lv[inside], ps[inside]
-                if not ids.size:
-                    break
-            c = (rows(lv, st) / E[ps]).argmax(axis=1)
-            ended = c == 0
-            if ended.any():
-                done = ids[ended]
-                next_row[done] = ps[ended] + 1
-                complete[done] = True
-                go = ~ended
-                ids, st, lv, ps, c = ids[go], st[go], lv[go], ps[go], c[go]
-            if j == out.shape[1]:
-                out = np.concatenate([out, np.zeros_like(out)], axis=1)
-            out[ids, j] = c
-            size[ids] += 1
-            st = nxt[st, c]
-            lv += 1
-            ps += 1
-            j += 1
-        self.out, self.size, self.next_row, self.complete = out, size, next_row, complete
-
-
-def draw_words(
-    w: Walker,
-    g: torch.Generator,
+def _filter(
+    found: list[str],
+    costs: list[int],
+    words: list[str],
     n: int,
-    steps_per_word: float,
-    accept: Callable[[str], str | None] | None = None,
-    budget: tuple[int, Callable[[int, int], None]] | None = None,
-) -> tuple[list[str], dict[str, int]]:
-    """n accepted words from the generator's stream (the reference loop's words when the
-    rows are its table), and how many were rejected by reason.
+    accept: Accept | None,
+    budget: Budget | None,
+    rejected: dict[str, int],
+    spent: int,
+) -> int:
+    """Append the accepted of `found` to `words` (up to n); returns the symbols spent on the
+    rejected so far, calling the budget's `on spent` past its limit."""
+    for word, cost in zip(found, costs, strict=True):
+        if len(words) == n:
+            break
+        reason = None if accept is None else accept(word)
+        if reason is None:
+            words.append(word)
+            continue
+        rejected[reason] = rejected.get(reason, 0) + 1
+        spent += cost
+        if budget is not None and spent > budget[0]:
+            budget[1](len(words), n)
+    return spent
 
-    `accept(word)` gives the reason a word is rejected, or None; `budget` = (most symbols
-    drawn for rejected words, called with (found, n) when they are spent). Draws are sized
-    from `steps_per_word` (rows per word, roughly: only the block sizes depend on it)."""
-    V = len(w.alphabet)
-    if w.level >= w.hi:  # the prefix is the whole word: nothing to draw
-        word = w.prefix
-        words = []
-        rejected: dict[str, int] = {}
-        for _ in range(n):
-            reason = None if accept is None else accept(word)
-            if reason is None:
-                words.append(word)
-            else:
-                rejected[reason] = rejected.get(reason, 0) + 1
-                if budget is not None:
-                    budget[1](len(words), n)
-        return words, rejected
-    max_rows = max(16, CHUNK_DRAWS // V)
-    words: list[str] = []
-    rejected = {}
-    spent = 0
-    carry = np.zeros((0, V), dtype=np.float32)
-    while len(words) < n:
-        need = (n - len(words)) * steps_per_word * 1.1 + 8
-        fresh = torch.empty((min(max_rows, max(16, int(need))), V))
-        fresh = fresh.exponential_(1, generator=g).numpy()
-        if w.clamp:
-            np.maximum(fresh, TINY, out=fresh)
-        E = np.concatenate([carry, fresh]) if len(carry) else fresh
-        d = Drawn(w, E)
-        chain, r = [], 0
-        while r < d.R and d.complete[r] and len(words) + len(chain) < n:
-            chain.append(r)
-            r = int(d.next_row[r])
-            if accept is not None and len(chain) >= n - len(words):
-                break  # check these before walking further
-        carry = E[r:]
-        if not chain:
-            continue
-        rows = np.array(chain)
-        found = _words_text(w.alphabet, d.out[rows], d.size[rows], w.prefix)
-        if accept is None:
-            words += found
-            continue
-        steps = d.next_row[rows] - rows
-        for word, cost in zip(found, steps.tolist(), strict=True):
-            if len(words) == n:
-                break
-            reason = accept(word)
-            if reason is None:
-                words.append(word)
-                continue
-            rejected[reason] = rejected.get(reason, 0) + 1
-            spent += cost
-            if budget is not None and spent > budget[0]:
-                budget[1](len(words), n)
-    return words, rejected
+
+# -- the reference loop's stream ----------------------------------------------------------
 
 
 class Sampler:
-    """The reference loop's words of a model, fast: `torch.multinomial(P[state], 1)` from a
-    fresh `Generator().manual_seed(seed)`, state after state (the notebook's loop for its
-    model)."""
+    """The reference loop's words of a model: `torch.multinomial(P[state], 1)` from a fresh
+    `Generator().manual_seed(seed)`, state after state (the notebook's loop for its model).
+
+    `multinomial(p, 1)` on the CPU is `argmax(p / e)` where `e` holds one float32
+    `exponential_` draw per symbol; the draws for many symbols are made in one call (the
+    generator's stream, consumed in the same order) and the walk divides and compares rows,
+    with no torch call per symbol. The walk itself is sequential (each word starts where the
+    previous one ended), one numpy division and argmax per symbol: with rows of V floats, a
+    vectorised walk of every candidate start costs more than it saves (measured)."""
 
     def __init__(self, lm: LanguageModel):
         self.lm = lm
         self.alphabet = lm.alphabet
         self.stoi = lm.stoi
         self.mean_steps = lm.expected_steps()
-        P = lm.P
-        self._rows = lambda _levels, states: P[states]
-
-    def walker(self, cut_at: int) -> Walker:
-        return Walker(self._rows, self.lm.next, self.alphabet, self.lm.start, 0, cut_at, False)
+        self._rows = list(lm.P)  # row views: indexing a list is the cheapest step
+        self._next = lm.next.tolist()
+        self._max_rows = max(16, CHUNK_DRAWS // lm.V)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, cut_at: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
@@ -205,4 +165,105 @@ class Sampler:
         there and the next word starts (only then can they differ from the reference loop,
         which would not stop)."""
         g = torch.Generator().manual_seed(seed)
-        return draw_words(self.walker(cut_at), g, n, self.mean_steps)[0]
+        return self.stream_words(g, n, cut_at)[0]
+
+    def stream_words(
+        self,
+        g: torch.Generator,
+        n: int,
+        cut_at: int,
+        accept: Accept | None = None,
+        budget: Budget | None = None,
+    ) -> tuple[list[str], dict[str, int]]:
+        """n accepted words of the stream, and how many were rejected by reason (the stream's
+        words in order, the rejected left out). `budget`: the most symbols drawn for rejected
+        words, and what to call when they are spent."""
+        V = len(self.alphabet)
+        rows, nxt, alphabet = self._rows, self._next, self.alphabet
+        start = self.lm.start
+        buf = np.empty(V, dtype=np.float32)
+        words: list[str] = []
+        rejected: dict[str, int] = {}
+        out: list[str] = []
+        spent = steps = 0
+        E, t, s = None, 0, start
+        while len(words) < n:
+            if E is None or t == len(E):
+                # Enough rows for the words still to come, plus a margin; more if needed.
+                need = (n - len(words)) * self.mean_steps * 1.1 + 8
+                E = torch.empty((min(self._max_rows, max(16, int(need))), V))
+                E = E.exponential_(1, generator=g).numpy()
+                t = 0
+            np.divide(rows[s], E[t], out=buf)
+            c = int(buf.argmax())
+            t += 1
+            steps += 1
+            if c != 0:
+                out.append(alphabet[c])
+                if len(out) < cut_at:
+                    s = nxt[s][c]
+                    continue
+            s = start  # the end, or the cut: the next word starts afresh
+            word = "".join(out)
+            out = []
+            spent = _filter([word], [steps], words, n, accept, budget, rejected, spent)
+            steps = 0
+        return words, rejected
+
+
+# -- conditioned walks --------------------------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform(seed: int, ids: np.ndarray, step: int) -> np.ndarray:
+    """(A,) float64 in (0, 1): SplitMix64's output at position (id << 14 | step) of the
+    stream seeded with `seed`; a function of (seed, id, step) alone."""
+    with np.errstate(over="ignore"):
+        key = _splitmix(np.array([seed], dtype=np.uint64))[0]
+        m = (ids.astype(np.uint64) << np.uint64(14)) | np.uint64(step)
+        z = _splitmix(key + (m + np.uint64(1)) * _GOLDEN)
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def conditioned_words(
+    w: Walker,
+    rows: Rows,
+    seed: int,
+    n: int,
+    accept: Accept | None = None,
+    budget: Budget | None = None,
+) -> tuple[list[str], dict[str, int]]:
+    """n accepted words of independent candidates k = 0, 1, 2, ..., each walked with
+    `rows(level, states)` (conditional probabilities, each row summing to about 1) by inverse
+    CDF from `uniform(seed, k, j)`; and how many were rejected by reason. Candidates come in
+    batches; word k of the answer is the k-th accepted candidate, whatever n."""
+    if w.hi - w.level >= 1 << 14:
+        raise ValueError("words longer than 16383 symbols cannot be drawn")
+
+    def choose(ids, j, level, states):
+        p = rows(level, states)
+        cum = np.cumsum(p, axis=1)
+        x = uniform(seed, ids, j) * cum[:, -1]
+        return (cum < x[:, None]).sum(axis=1).astype(np.int64)
+
+    words: list[str] = []
+    rejected: dict[str, int] = {}
+    spent, k = 0, 0
+    while len(words) < n:
+        batch = max(8, n - len(words) + (n - len(words)) // 8)
+        if k + batch > MAX_CANDIDATES:
+            raise ValueError("too many candidates")
+        ids = np.arange(k, k + batch, dtype=np.int64)
+        k += batch
+        d = walk(w, ids, choose)
+        found = _words_text(w.alphabet, d.out, d.size, w.prefix)
+        spent = _filter(found, d.draws.tolist(), words, n, accept, budget, rejected, spent)
+    return words, rejected
