@@ -487,12 +487,39 @@ def test_scaling_and_disruption_budget(base):
     assert pdb["apiVersion"] == "policy/v1"
     low, high = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
     assert 2 <= low < high
-    assert deployment["spec"]["replicas"] == low
+    assert "replicas" not in deployment["spec"], "the HPA owns the count"
     [metric] = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert metric["resource"]["target"]["type"] == "Utilization"
     # A drain must be able to evict a pod, or node upgrades block.
     assert pdb["spec"]["minAvailable"] == 1 < low
+
+
+def scaled_by_an_hpa(objects: list[dict]) -> list[dict]:
+    """The objects some HorizontalPodAutoscaler among `objects` scales."""
+    targets = {
+        (t["apiVersion"].split("/")[0], t["kind"], t["name"])
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+        for t in [o["spec"]["scaleTargetRef"]]
+    }
+    return [
+        o
+        for o in objects
+        if (o["apiVersion"].split("/")[0], o["kind"], o["metadata"]["name"]) in targets
+    ]
+
+
+def test_no_object_an_hpa_scales_sets_replicas(base, rendered):
+    """`replicas` on a scaled Deployment fights the HPA: each apply resets the count it chose.
+    Every manifest file and every rendered kustomization (an overlay could add it back)."""
+    sets = {"deploy/base (files)": list(base.values())}
+    sets.update({rel(d): list(objects.values()) for d, objects in rendered.items()})
+    for name, objects in sets.items():
+        scaled = scaled_by_an_hpa(objects)
+        assert scaled, f"{name}: the HPA scales nothing here"
+        for obj in scaled:
+            assert "replicas" not in obj["spec"], f"{name}: {obj['kind']} sets replicas"
 
 
 def test_common_labels_reach_every_object_but_no_selector(rendered):

@@ -22,7 +22,7 @@ from service.settings import Settings
 _s = Settings()
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    from service.server.serve import prepare_metrics_dir
+    from service.server.preload import prepare_metrics_dir
 
     # Read when prometheus_client is first imported, which is after this module (the app is
     # loaded after the configuration).
@@ -72,19 +72,27 @@ def child_exit(server, worker):
 
 def _write_problem(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it refuses itself (request line or headers too large,
-    not HTTP): a problem document with the app's security headers, not an HTML page."""
-    from service.web.app import API_CSP
+    not HTTP): a problem document, not an HTML page, with the headers the app's own
+    `SecurityHeaders` wrapper adds to a problem document (not restated here)."""
+    from service.web.app import SecurityHeaders
 
     body = json.dumps(
         {"type": "about:blank", "title": reason, "status": status_int, "detail": mesg}
-    )
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
-        f"X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {API_CSP}\r\n"
-        "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\nCache-Control: no-store\r\n\r\n"
-    )
-    util.write_nonblock(sock, (head + body).encode("latin-1"))
+    ).encode("latin-1")
+    headers: list[tuple[str, str]] = []
+
+    def problem(environ, start_response):
+        start_response(f"{status_int} {reason}", [("Content-Type", "application/problem+json")])
+        return [body]
+
+    def start_response(status, response_headers, exc_info=None):
+        headers.extend(response_headers)
+
+    SecurityHeaders(problem)({}, start_response)
+    head = f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+    head += f"Content-Length: {len(body)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 util.write_error = _write_problem

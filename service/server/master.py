@@ -11,7 +11,7 @@ import sys
 from gunicorn.app.base import Application
 from gunicorn.arbiter import Arbiter
 
-from service.server.serve import freeze, load_errors
+from service.server.preload import freeze, load_errors
 
 
 class Server(Application):

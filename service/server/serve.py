@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from pydantic import ValidationError
+
+from service.server.preload import freeze, load_errors, prepare_metrics_dir
 
 
 def _fail(message: str, code: int = 1) -> int:
     print(f"civil-words: error: {message}", file=sys.stderr)
     return code
-
-
-def prepare_metrics_dir(configured: Path | None) -> Path:
-    """The Prometheus multiprocess directory, created and emptied: samples from an earlier run
-    must not be summed into this one."""
-    path = configured or Path(tempfile.mkdtemp(prefix="civil-words-metrics-"))
-    path.mkdir(parents=True, exist_ok=True)
-    for entry in path.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    return path
 
 
 def serve() -> int:
@@ -65,18 +50,3 @@ def serve() -> int:
     freeze()
     server.run()
     return 0
-
-
-def load_errors() -> tuple[type[Exception], ...]:
-    """What a model file or directory that cannot be served raises (it names the file)."""
-    from service.lm.store import ModelFileError
-    from service.web.registry import ModelSetError
-
-    return (ModelFileError, ModelSetError)
-
-
-def freeze() -> None:
-    """Workers share the preloaded app's memory copy-on-write; a full garbage collection in a
-    worker would touch (and so copy) every object inherited from the master. Freeze them."""
-    gc.collect()
-    gc.freeze()

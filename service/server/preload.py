@@ -1,0 +1,40 @@
+"""The preloaded app in gunicorn's master: what `serve` (start-up), `master` (SIGHUP reload) and
+`gunicorn_conf` (gunicorn run directly) share.
+
+A leaf: it imports nothing from `service.server`, so those three import it and not each other.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def prepare_metrics_dir(configured: Path | None) -> Path:
+    """The Prometheus multiprocess directory, created and emptied: samples from an earlier run
+    must not be summed into this one."""
+    path = configured or Path(tempfile.mkdtemp(prefix="civil-words-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return path
+
+
+def load_errors() -> tuple[type[Exception], ...]:
+    """What a model file or directory that cannot be served raises (it names the file)."""
+    from service.lm.store import ModelFileError
+    from service.web.registry import ModelSetError
+
+    return (ModelFileError, ModelSetError)
+
+
+def freeze() -> None:
+    """Workers share the preloaded app's memory copy-on-write; a full garbage collection in a
+    worker would touch (and so copy) every object inherited from the master. Freeze them."""
+    gc.collect()
+    gc.freeze()
