@@ -29,7 +29,7 @@ class LanguageModel:
     P: np.ndarray  # (S, V) float32: the rows the reference loop draws from (`Sampler`)
     next: np.ndarray  # (S, V) int32: the state after symbol c; next[:, 0] is the start
     start: int  # the state of a word's beginning
-    contexts: tuple[str, ...]  # (S,) the context each state conditions on ('.' pads the start)
+    contexts: Sequence[str]  # (S,) the context each state conditions on ('.' pads the start)
     counts: np.ndarray  # (S, V) int64: the training symbols counted at their state
 
     def __post_init__(self):
@@ -86,7 +86,7 @@ class LanguageModel:
             P=probs.astype(np.float32),
             next=np.ascontiguousarray(next_state, dtype=np.int32),
             start=int(start),
-            contexts=tuple(contexts),
+            contexts=contexts,
             counts=np.ascontiguousarray(counts, dtype=np.int64),
         )
 
@@ -190,18 +190,22 @@ class LanguageModel:
         C, scored, skipped = self.transition_counts(words)
         return mean_nll(self.logP, C), int(C.sum()), scored, skipped
 
-    def expected_steps(self, limit: int = 256) -> float:
-        """Expected symbols drawn per word (the end included), from the start, counting at most
-        `limit`; only sizes random draws."""
+    def expected_steps(self, limit: int = 64) -> float:
+        """Symbols drawn per word (the end included), roughly: it only sizes random draws. The
+        training words' mean when the model has counts; else the model's own expectation from
+        the start, counting at most `limit` and stopping when all but 1e-3 of words ended."""
+        ends = int(self.counts[:, 0].sum())
+        if ends > 0:
+            return float(self.counts.sum()) / ends
         d = np.zeros(self.S)
         d[self.start] = 1.0
-        inner = self.P[:, 1:].astype(np.float64)
-        inner /= self.P.astype(np.float64).sum(axis=1, keepdims=True)
+        P = self.P.astype(np.float64)
+        inner = (P / P.sum(axis=1, keepdims=True))[:, 1:]
         targets = self.next[:, 1:].ravel()
         steps = 0.0
         for _ in range(limit):
             alive = d.sum()
-            if alive < 1e-6:
+            if alive < 1e-3:
                 break
             steps += alive
             d = np.bincount(targets, weights=(d[:, None] * inner).ravel(), minlength=self.S)

@@ -34,6 +34,7 @@ history that begins a seen context is all that the future depends on.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -244,17 +245,29 @@ def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(sorted_keys[i] == keys, i, -1)
 
 
-def _context_names(by_length: list[np.ndarray], alphabet: Sequence[str]) -> tuple[str, ...]:
-    V = len(alphabet)
-    names: list[str] = []
-    table = np.array(list(alphabet), dtype=object)
-    for n, keys in enumerate(by_length):
-        if n == 0:
-            names += [""] * len(keys)
-            continue
-        rows = _rows(keys, V, n)
-        names += ["".join(r) for r in table[rows].tolist()]
-    return tuple(names)
+class StateNames(Sequence[str]):
+    """The context each state stands for, decoded from its key when asked (a model of high
+    order has tens of thousands of states; a request names a few)."""
+
+    def __init__(self, by_length: list[np.ndarray], offsets: list[int], alphabet):
+        self._by_length, self._offsets, self._alphabet = by_length, offsets, tuple(alphabet)
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __getitem__(self, s):  # type: ignore[override]
+        if isinstance(s, slice):
+            return [self[i] for i in range(*s.indices(len(self)))]
+        s = int(s)
+        if not 0 <= s < len(self):
+            raise IndexError(s)
+        k = bisect.bisect_right(self._offsets, s) - 1
+        key = int(self._by_length[k][s - self._offsets[k]])
+        V, out = len(self._alphabet), []
+        for _ in range(k):
+            key, c = divmod(key, V)
+            out.append(self._alphabet[c])
+        return "".join(reversed(out))
 
 
 def _transition_counts(
@@ -334,7 +347,7 @@ def kneser_ney(ng: NgramCounts) -> KneserNeyFit:
         probs=rows,
         next_state=nxt,
         start=start,
-        contexts=_context_names(by_length, ng.alphabet),
+        contexts=StateNames(by_length, offsets, ng.alphabet),
         counts=_transition_counts(ng, by_length, offsets),
     )
     return KneserNeyFit(lm, tuple(ds))
@@ -359,7 +372,7 @@ def add_k(ng: NgramCounts, k: float) -> LanguageModel:
         probs=rows,
         next_state=nxt,
         start=start,
-        contexts=_context_names(by_length, ng.alphabet),
+        contexts=StateNames(by_length, offsets, ng.alphabet),
         counts=counts,
     )
 

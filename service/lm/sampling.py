@@ -156,7 +156,6 @@ class Sampler:
         self.stoi = lm.stoi
         self.mean_steps = lm.expected_steps()
         self._rows = list(lm.P)  # row views: indexing a list is the cheapest step
-        self._next = lm.next.tolist()
         self._max_rows = max(16, CHUNK_DRAWS // lm.V)
 
     @torch.inference_mode()
@@ -179,7 +178,7 @@ class Sampler:
         words in order, the rejected left out). `budget`: the most symbols drawn for rejected
         words, and what to call when they are spent."""
         V = len(self.alphabet)
-        rows, nxt, alphabet = self._rows, self._next, self.alphabet
+        rows, nxt, alphabet = self._rows, self.lm.next, self.alphabet
         start = self.lm.start
         buf = np.empty(V, dtype=np.float32)
         words: list[str] = []
@@ -201,7 +200,7 @@ class Sampler:
             if c != 0:
                 out.append(alphabet[c])
                 if len(out) < cut_at:
-                    s = nxt[s][c]
+                    s = int(nxt[s, c])
                     continue
             s = start  # the end, or the cut: the next word starts afresh
             word = "".join(out)

@@ -91,7 +91,7 @@ def scores_json(scores: Sequence[WordScore]) -> list[str]:
     if not scores:
         return []
     scorer = scores[0].scorer
-    fragments, contexts = scorer.fragments, scorer.context_json
+    fragments, contexts = scorer.fragments, scorer.context_json(s.states for s in scores)
     bigram_numbers = _numbers([v for s in scores for v in s.logprobs])
     heads = zip(
         _numbers([s.logprob for s in scores]),
@@ -130,9 +130,19 @@ class Scorer:
         V = self.V = lm.V
         self.names = [a + b for a in self.alphabet for b in self.alphabet]  # index a * V + b
         self.fragments = [f'{{"bigram":{encode_basestring(n)},"context":' for n in self.names]
-        self.context_json = [f'{encode_basestring(c)},"logprob":' for c in lm.contexts]
+        self._context_json: dict[int, str] = {}  # state -> its JSON, made when first used
         self._logP = lm.logP.ravel()
         self._V = V
+
+    def context_json(self, states) -> dict[int, str]:
+        """The JSON of the contexts of the states in `states` (iterables of state ids), each
+        followed by the logprob key."""
+        known, names = self._context_json, self.lm.contexts
+        for group in states:
+            for s in group:
+                if s not in known:
+                    known[s] = f'{encode_basestring(names[s])},"logprob":'
+        return known
 
     def _name_error(self, words: list[str]) -> None:
         for i, w in enumerate(words):

@@ -27,6 +27,10 @@ from service.web.schemas import (
     bigram_regex,
 )
 
+# The chain a prefix-only request needs is built at start-up for models of at most this many
+# states (milliseconds); a larger model builds it on its first such request (about a second).
+WARM_STATES = 4096
+
 
 class UnknownSymbol(ValueError):
     pass
@@ -66,7 +70,8 @@ class ServedModel:
     ) -> ServedModel:
         """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
         m = open_model(path, max_word_len, rejection_budget)
-        m.constrained.warm()  # before the workers fork: shared
+        if m.lm.S <= WARM_STATES:  # small: built before the workers fork, shared by them
+            m.constrained.warm()
         f, lm = m.file, m.lm
         meta, config = f.metadata, f.config
         V = lm.V
