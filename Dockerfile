@@ -1,4 +1,4 @@
-# civil-words: production image (gunicorn serving the shipped bigram model on :8000).
+# civil-words: production image (gunicorn serving the shipped models on :8000).
 #
 #   make image                                   (podman or docker; see deploy/image/build.sh)
 #   docker build -t civil-words:1.0.0 .
@@ -76,7 +76,7 @@ RUN pip install --no-cache-dir --no-deps --target /opt/project/site-packages . \
 FROM python:3.11.13-slim-bookworm
 
 LABEL org.opencontainers.image.title="civil-words" \
-      org.opencontainers.image.description="Bigram language model of the French Code civil, over HTTP" \
+      org.opencontainers.image.description="Character-level language models of the French Code civil, over HTTP" \
       org.opencontainers.image.version="1.0.0" \
       org.opencontainers.image.licenses="MIT"
 
@@ -86,16 +86,18 @@ COPY --from=runtime /opt/venv /opt/venv
 COPY --from=project /opt/project/site-packages/ /opt/venv/lib/python3.11/site-packages/
 COPY --from=project /opt/project/bin/ /opt/venv/bin/
 
-# The shipped model, owned by root and read-only for the service user.
+# The shipped models (the notebook's, the default, and the one `civil-words tune` picks), owned
+# by root and read-only for the service user.
 WORKDIR /app
-COPY model_store/civil-words.safetensors /app/model_store/civil-words.safetensors
+COPY model_store/civil-words.safetensors model_store/civil-words-tuned.safetensors /app/model_store/
 
 # PROMETHEUS_MULTIPROC_DIR lives under /tmp, the only place the service writes (`serve` creates
 # and wipes it), so the root filesystem can be mounted read-only with a tmpfs on /tmp.
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MODEL_PATH=/app/model_store/civil-words.safetensors \
+    MODEL_PATH=/app/model_store \
+    DEFAULT_MODEL=civil-words \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     HOST=0.0.0.0 \
     PORT=8000

@@ -31,6 +31,7 @@ DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 OVERLAY = DEPLOY / "overlays" / "custom-model"
 SHIPPED_MODEL = "model_store/civil-words.safetensors"
+TUNED_MODEL = "model_store/civil-words-tuned.safetensors"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 # Not resolved: a venv's python is a symlink, and its tools sit beside the link.
@@ -200,10 +201,13 @@ def test_environment_and_shipped_model(final):
     model_path = env.get("MODEL_PATH", "")
     assert model_path.startswith("/"), "MODEL_PATH must be absolute (not relative to WORKDIR)"
     copies = {src: dest for src, dest, from_stage in copy_sources(final) if not from_stage}
-    assert SHIPPED_MODEL in copies, "the shipped model is not copied into the image"
+    for shipped in (SHIPPED_MODEL, TUNED_MODEL):
+        assert shipped in copies, f"{shipped} is not copied into the image"
+        assert (ROOT / shipped).is_file(), f"{shipped} is missing from the repository"
     dest = copies[SHIPPED_MODEL]
-    assert model_path in (dest, dest.rstrip("/") + "/" + Path(SHIPPED_MODEL).name)
-    assert (ROOT / SHIPPED_MODEL).is_file(), f"{SHIPPED_MODEL} is missing from the repository"
+    # The image serves its model directory, the notebook's model by default.
+    assert model_path == dest.rstrip("/") == copies[TUNED_MODEL].rstrip("/")
+    assert env.get("DEFAULT_MODEL") == Path(SHIPPED_MODEL).stem
     assert final.all("EXPOSE") == ["8000"]
 
 

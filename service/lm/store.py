@@ -40,10 +40,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from service.lm import methods as training_methods
+from service.lm.metadata import TrainingConfig
 from service.lm.ngram import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, max_symbols
 
 FORMAT = "civil-words/2"
@@ -534,4 +536,11 @@ def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict
         raise ModelFileError(path, f"metadata 'config' has bad values for the {method} method")
     if not sparse:
         config = {**config, "order": 2}
+    # The shape every reader and /model use (service.lm.metadata), checked once here.
+    try:
+        TrainingConfig.model_validate(config)
+    except ValidationError as e:
+        raise ModelFileError(
+            path, f"metadata 'config' does not fit its model ({e.errors()[0]['msg']})"
+        ) from None
     return config
