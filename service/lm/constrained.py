@@ -40,11 +40,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from service.lm.defaults import MAX_TEMPERATURE, MIN_TEMPERATURE
 from service.lm.lm import EOS, LanguageModel
 from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, conditioned_words
 
-MIN_TEMPERATURE = 0.05
-MAX_TEMPERATURE = 20.0
 # Symbols drawn for words that novel/unique reject, at most, per request: past it the request
 # is refused as too improbable. The worst case is short words rejected one after another (a
 # few us each, the word's own cost included): about a second of one core.

@@ -17,18 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from service.lm.corpus import EOS  # the start/end marker, always index 0
+from service.lm.defaults import DEFAULT_SEED, TrainConfig
 
-DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
+__all__ = ["DEFAULT_SEED", "EOS", "TrainConfig"]  # re-exported: the model's own settings
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; the defaults are the notebook's."""
-
-    steps: int = 600  # full-batch gradient descent steps (0 keeps the initial W)
-    lr: float = 50.0  # learning rate: W -= lr * grad
-    reg: float = 0.01  # weight of the mean(W**2) regularisation term
-    seed: int = DEFAULT_SEED  # seed of the generator that draws the initial W
 
 
 def build_alphabet(words: Sequence[str]) -> tuple[str, ...]:

@@ -44,8 +44,6 @@ import numpy as np
 from service.lm.corpus import EOS, Chunk, WordListError, word_of_pairs
 from service.lm.lm import LanguageModel
 
-MIN_ORDER, MAX_ORDER = 2, 8
-MAX_ADD_K_ORDER = 4  # add-k's states grow with the contexts' prefixes; its fit is poor beyond
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 REDUCE_ROWS = 1 << 21  # chunk grams gathered before they are merged into the table
 

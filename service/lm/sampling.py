@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from service.lm.defaults import DEFAULT_MAX_WORD_LEN
 from service.lm.lm import LanguageModel
 
 CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
-DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols
 MAX_CANDIDATES = 1 << 49  # conditioned candidates k (with j < 2 ** 14: one counter, 63 bits)
 
 # choose(ids, step, level, states) -> (A,) next symbols, -1 where a candidate has no draw.

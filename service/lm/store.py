@@ -45,6 +45,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from service.lm import methods as training_methods
+from service.lm.defaults import MAX_SEED
 from service.lm.metadata import TrainingConfig
 from service.lm.ngram import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, max_symbols
 
@@ -74,7 +75,6 @@ CONFIG_KEYS = {"method", "steps", "lr", "reg", "seed", "smoothing", "holdout", "
 SPARSE_CONFIG_KEYS = CONFIG_KEYS | {"order"}
 SPARSE_TENSORS = training_methods.SPARSE_TENSORS
 NEURAL_KEYS = ("steps", "lr", "reg", "seed")  # the neural method's parameters (None for counts)
-MAX_SEED = 2**63 - 1
 
 
 class ModelFileError(Exception):

@@ -24,9 +24,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
+from service.lm.defaults import MAX_SEED
 from service.lm.metadata import HoldoutInfo, TrainingConfig
 
-MAX_SEED = 2**63 - 1
 MAX_SCORE_WORDS = 1000  # words in one POST /score
 _DIGITS = re.compile(r"[0-9]{1,25}")
 _NUMBER = re.compile(r"[+-]?([0-9]{1,20}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][+-]?[0-9]{1,3})?")

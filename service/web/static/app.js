@@ -1,5 +1,6 @@
 // The civil-words home page: words from /sample, the matrix P from /matrix, the numbers from
-// /model, one bigram at a time from /prob, scores from /score, the served models from /models.
+// /model, one bigram at a time from /prob, scores from /score, the next-symbol distribution after
+// any beginning from /next, the served models (their orders, their NLLs) from /models.
 // Plain DOM, no framework, nothing from other hosts; the page's CSP allows no inline script or
 // style markup, so styles are set through the CSSOM.
 
@@ -51,6 +52,18 @@ function rawSeed(text, parsed) {
 // The model every request asks for: null until the user picks one (the server's default).
 
 let chosenModel = null;
+let servedModels = []; // GET /models's entries, once it answered
+let shownInfo = null; // the /model answer of the model the page shows
+
+/** The /models entry of the model the page asks (undefined until /models answered). */
+function currentEntry() {
+  return servedModels.find((m) => (chosenModel === null ? m.default : m.name === chosenModel));
+}
+
+/** N, the order of the model the page asks: the next symbol depends on the last N - 1. */
+function currentOrder() {
+  return currentEntry()?.order ?? shownInfo?.order ?? null;
+}
 
 /** `path` with `model=` added when a model was picked. */
 function forModel(path) {
@@ -69,6 +82,18 @@ const fmtLoss = (x) => x.toFixed(4);
 /** A probability with 4 significant digits: 0.1686, 0.0001663. */
 const fmtProb = (p) => p.toPrecision(4);
 const fmtMinus = (s) => s.replace("-", "\u2212");
+/** A model's smoothing as /models (null, "kneser-ney", K) or /model ("neural", "add-k:K") say it. */
+function fmtSmoothing(smoothing) {
+  if (smoothing === null || smoothing === undefined || smoothing === "neural") return "neural";
+  if (smoothing === "kneser-ney") return "Kneser\u2013Ney";
+  const k = String(smoothing).replace(/^add-k:/, "");
+  return `add-${k}`;
+}
+/** What an order-N model's next symbol depends on. */
+const dependsOn = (order) =>
+  order === 2 ? "the previous symbol" : `the last ${order - 1} symbols`;
+/** A training example of an order-N model: a bigram, a trigram, a 7-gram. */
+const ngrams = (order) => ({ 2: "bigrams", 3: "trigrams" })[order] || `${order}-grams`;
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -195,7 +220,9 @@ $("reuse-seed").addEventListener("click", (event) => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Score a word: /score's numbers, and its bigrams' log-probabilities as a bar chart.
+// Score a word: /score's numbers, and its bigrams' log-probabilities as a bar chart (each one
+// the probability of a symbol given the context the model conditions on: the previous symbol
+// for a bigram model, up to N - 1 of them for a model of order N).
 
 let scoreRequest = 0;
 
@@ -240,6 +267,9 @@ function showScore(score, href) {
   $("score-result").hidden = false;
 }
 
+/** A context as the page names it: "start" for the start of a word alone. */
+const contextText = (context) => (/^\.+$/.test(context) ? "start" : context);
+
 /** One bar per bigram, its height the bigram's surprise (-ln P): taller is less likely. */
 function drawBigrams(bigrams) {
   const box = $("bigram-chart");
@@ -257,11 +287,14 @@ function drawBigrams(bigrams) {
     const at = { class: "tick", x: m.left - 5, y: y(v), "text-anchor": "end" };
     nodes.push(svg("text", { ...at, "dominant-baseline": "middle" }, fmtMinus(String(-v))));
   }
-  bigrams.forEach(({ bigram, logprob }, k) => {
+  bigrams.forEach(({ bigram, logprob, context }, k) => {
     const x = m.left + k * step + 5;
     const [a, b] = [...bigram];
-    const text = `P(${b === "." ? "end" : b} | ${a === "." ? "start" : a}): ln ${fmtLog(logprob)}`;
+    // The context the model conditioned on (older servers sent none: the previous symbol).
+    const given = contextText(context ?? a);
+    const text = `P(${b === "." ? "end" : b} | ${given}): ln ${fmtLog(logprob)}`;
     const bar = svg("g", { class: "bar", "data-bigram": bigram, "data-logprob": logprob });
+    bar.dataset.context = context ?? a;
     bar.append(
       svg("title", {}, text),
       svg("rect", { x, y: y(0), width: step - 10, height: Math.max(y(-logprob) - y(0), 1) }),
@@ -276,9 +309,16 @@ function drawBigrams(bigrams) {
   box.style.maxWidth = `${W * 1.6}px`;
   box.replaceChildren(svg("title", {}, "Log-probability of each bigram"), ...nodes);
   const weakest = bigrams.reduce((p, q) => (q.logprob < p.logprob ? q : p));
+  // A model of order N > 2 conditions on more than the bigram's first symbol: say on what.
+  const longer = bigrams.some((b) => [...(b.context ?? "")].length > 1);
+  const where = longer
+    ? ` after “${contextText(weakest.context)}”; hover a bar for the context each ` +
+      "symbol was given"
+    : "";
   $("bigram-caption").textContent =
     `Log-probability of each of the ${bigrams.length} bigrams (bars hang down: longer is ` +
-    `less likely); the least likely is “${weakest.bigram}”, ln ${fmtLog(weakest.logprob)}`;
+    `less likely); the least likely is “${weakest.bigram}”, ln ${fmtLog(weakest.logprob)}` +
+    where;
 }
 
 $("score-form").addEventListener("submit", (event) => {
@@ -572,18 +612,252 @@ function initHeatmapEvents() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What comes next: /next's distribution of the symbol after a beginning, as bars. A bar adds its
+// symbol to the beginning (a walk through the model, one symbol at a time); "end" finishes it.
+
+const NEXT_TOP = 12; // the likeliest symbols get a bar; the others are summed up below them
+const nextInput = $("context");
+let nextRequest = 0;
+let nextTimer = 0;
+let nextShown = null; // the last /next answer drawn
+let nextRefocus = false; // a bar had the focus: give it to the new first bar once drawn
+
+async function showNext() {
+  clearTimeout(nextTimer);
+  const ticket = ++nextRequest;
+  const context = nextInput.value;
+  const href = forModel(`/next?${new URLSearchParams({ context })}`);
+  const result = $("next-result");
+  result.setAttribute("aria-busy", "true");
+  $("next-back").disabled = context === "";
+  try {
+    const { body } = await getJSON(href);
+    if (ticket !== nextRequest) return;
+    drawNext(body, href);
+    $("next-error").textContent = "";
+    nextInput.removeAttribute("aria-invalid");
+    result.hidden = false;
+  } catch (err) {
+    if (ticket !== nextRequest) return;
+    $("next-error").textContent = err.message;
+    $("next-status").textContent = "";
+    if (err.problem?.errors?.some((e) => e.parameter === "context")) {
+      nextInput.setAttribute("aria-invalid", "true");
+    }
+    // Bars drawn for another beginning would walk on from the wrong place: hide them.
+    result.hidden = true;
+    if (nextRefocus) nextInput.focus();
+    nextRefocus = false;
+  } finally {
+    if (ticket === nextRequest) result.setAttribute("aria-busy", "false");
+  }
+}
+
+/** Why the model conditions on `state`: the last N - 1 symbols, or fewer when it backed off. */
+function stateHint(context, state) {
+  const order = currentOrder();
+  if (order === null) return "";
+  if (order === 2) return state === "." ? "(the start of a word)" : "(the previous symbol)";
+  const full = [...".".repeat(order - 1), ...context].slice(1 - order).join("");
+  if (state === full) return `(the last ${order - 1} symbols; \u201c.\u201d pads a word\u2019s start)`;
+  return `(backed off: the training words never have \u201c${full}\u201d)`;
+}
+
+function drawNext(body, href) {
+  nextShown = body;
+  const top = body.next.slice(0, NEXT_TOP);
+  const hi = top.length ? top[0].prob : 1;
+  $("next-state").textContent = body.state;
+  $("next-state-hint").textContent = stateHint(body.context, body.state);
+  const given = body.state;
+  const buttons = top.map(({ symbol, prob }, k) => {
+    const end = symbol === ".";
+    const fill = el("span", { class: "next-fill" });
+    fill.style.width = `${((100 * prob) / (hi || 1)).toFixed(2)}%`;
+    const action = end ? "finish the word" : `add \u201c${symbol}\u201d`;
+    return el(
+      "button",
+      {
+        type: "button",
+        class: end ? "next-bar next-end" : "next-bar",
+        "data-symbol": symbol,
+        "data-prob": String(prob),
+        tabindex: k === 0 ? "0" : "-1",
+        title: `P(${end ? "end" : symbol} | ${given}) = ${fmtProb(prob)}: click to ${action}`,
+      },
+      el("span", { class: "next-sym", text: end ? "end" : symbol }),
+      el("span", { class: "next-track", "aria-hidden": "true" }, fill),
+      el("span", { class: "next-p", text: fmtProb(prob) }),
+    );
+  });
+  const bars = $("next-bars");
+  bars.replaceChildren(...buttons.map((b) => el("li", {}, b)));
+  bars.hidden = false;
+  $("next-done").hidden = true;
+  const rest = body.next.slice(NEXT_TOP);
+  const restMass = rest.reduce((sum, x) => sum + x.prob, 0);
+  const restText = $("next-rest");
+  restText.hidden = rest.length === 0;
+  restText.textContent =
+    `The other ${rest.length} symbol${rest.length === 1 ? "" : "s"}: ` +
+    `${restMass > 0 ? fmtProb(restMass) : "0"} together.`;
+  const link = $("next-link");
+  link.href = href;
+  link.textContent = decodeURIComponent(href);
+  const first = top[0];
+  $("next-status").textContent = first
+    ? `After \u201c${body.context}\u201d, the model conditions on \u201c${body.state}\u201d; ` +
+      `the likeliest next: ${first.symbol === "." ? "end" : first.symbol}, ${fmtProb(first.prob)}.`
+    : "";
+  if (nextRefocus && buttons.length) buttons[0].focus();
+  nextRefocus = false;
+}
+
+/** A bar's symbol: added to the beginning, or, for "end", the word is finished. */
+function walk(bar) {
+  nextRefocus = document.activeElement === bar;
+  if (bar.dataset.symbol === ".") {
+    finishWord();
+    return;
+  }
+  nextInput.value = (nextShown?.context ?? nextInput.value) + bar.dataset.symbol;
+  showNext();
+}
+
+function finishWord() {
+  const word = nextShown?.context ?? nextInput.value;
+  $("next-word").textContent = word === "" ? "(the empty word)" : word;
+  $("next-bars").hidden = true;
+  $("next-rest").hidden = true;
+  $("next-done").hidden = false;
+  $("next-score").disabled = word === "";
+  $("next-status").textContent = `The word \u201c${word}\u201d ends here.`;
+  if (nextRefocus) ($("next-score").disabled ? $("next-new") : $("next-score")).focus();
+  nextRefocus = false;
+}
+
+/** Remove the last symbol (one user-perceived character) of the beginning. */
+function backOne() {
+  const parts = [...new Intl.Segmenter("fr", { granularity: "grapheme" }).segment(nextInput.value)];
+  nextInput.value = parts
+    .slice(0, -1)
+    .map((p) => p.segment)
+    .join("");
+  showNext();
+}
+
+function initNext() {
+  $("next-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    showNext();
+  });
+  // Typing asks again once the keys pause.
+  nextInput.addEventListener("input", () => {
+    clearTimeout(nextTimer);
+    nextTimer = setTimeout(showNext, 150);
+  });
+  $("next-back").addEventListener("click", () => {
+    backOne();
+    if ($("next-back").disabled) nextInput.focus(); // it hides itself at the empty beginning
+  });
+  const bars = $("next-bars");
+  bars.addEventListener("click", (e) => {
+    const bar = e.target instanceof Element ? e.target.closest("button.next-bar") : null;
+    if (bar) walk(bar);
+  });
+  // One tab stop for the bars; the arrow keys move between them, Backspace steps back.
+  bars.addEventListener("keydown", (e) => {
+    const all = [...bars.querySelectorAll("button.next-bar")];
+    const k = all.indexOf(document.activeElement);
+    if (k < 0) return;
+    const to = { ArrowDown: k + 1, ArrowUp: k - 1, Home: 0, End: all.length - 1 }[e.key];
+    if (e.key === "Backspace" && nextInput.value !== "") {
+      e.preventDefault();
+      nextRefocus = true;
+      backOne();
+      return;
+    }
+    if (to === undefined) return;
+    e.preventDefault();
+    const target = all[Math.min(Math.max(to, 0), all.length - 1)];
+    for (const b of all) b.tabIndex = b === target ? 0 : -1;
+    target.focus();
+  });
+  $("next-score").addEventListener("click", () => {
+    $("word").value = nextShown?.context ?? nextInput.value;
+    scoreWord();
+    $("word").focus();
+  });
+  $("next-new").addEventListener("click", () => {
+    nextInput.value = "";
+    showNext();
+    nextInput.focus();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The served models side by side: order, smoothing, training and held-out NLL (GET /models).
+
+function showModelsTable() {
+  const values = servedModels.flatMap((m) => [m.nll, m.holdout_nll]).filter((v) => v !== null);
+  const hi = Math.max(...values, 1e-9);
+  const nllCell = (value, kind) => {
+    if (value === null || value === undefined) {
+      return el("td", { class: `num ${kind}`, title: "no held-out words" }, "\u2014");
+    }
+    const fill = el("span", { class: "nll-fill" });
+    fill.style.width = `${((100 * value) / hi).toFixed(2)}%`;
+    return el(
+      "td",
+      { class: `num ${kind}` },
+      el("span", { class: "nll-value", text: fmtLoss(value) }),
+      el("span", { class: "nll-track", "aria-hidden": "true" }, fill),
+    );
+  };
+  const rows = servedModels.map((m) => {
+    const name = el("th", { scope: "row" }, el("span", { class: "model-name", text: m.name }));
+    if (m.default) name.append(el("span", { class: "sub", text: "default" }));
+    return el(
+      "tr",
+      { "data-model": m.name },
+      name,
+      el("td", { class: "order", text: String(m.order) }),
+      el("td", { class: "smoothing", text: fmtSmoothing(m.smoothing) }),
+      nllCell(m.nll, "training"),
+      nllCell(m.holdout_nll, "heldout"),
+    );
+  });
+  $("models-table").tBodies[0].replaceChildren(...rows);
+  markCurrentModel();
+  $("models").hidden = false;
+}
+
+/** The picked model's row stands out. */
+function markCurrentModel() {
+  const name = currentEntry()?.name;
+  for (const tr of $("models-table").tBodies[0].rows) {
+    if (tr.dataset.model === name) tr.setAttribute("aria-current", "true");
+    else tr.removeAttribute("aria-current");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The numbers and the loss curve
 
 function showModel(info) {
+  const order = info.order ?? 2;
   $("stat-version").textContent = info.version;
+  const states = Number.isInteger(info.states) ? `; ${fmtInt(info.states)} states` : "";
+  $("stat-order").textContent = `${order}: the next symbol depends on ${dependsOn(order)}${states}`;
   $("stat-alphabet-size").textContent = String(info.alphabet.length);
   $("stat-alphabet").textContent = info.alphabet.join(" ");
   $("stat-examples").textContent = fmtInt(info.examples);
+  $("stat-examples-unit").textContent = ngrams(order);
   $("stat-corpus-words").textContent = fmtInt(info.corpus.words);
   const c = info.config;
   $("stat-training").textContent =
     c.method === "counts"
-      ? `counting model, smoothing ${c.smoothing}`
+      ? `counting model, order ${order}, ${fmtSmoothing(info.smoothing ?? c.smoothing)} smoothing`
       : `${fmtInt(c.steps)} steps of gradient descent, lr ${c.lr}, reg ${c.reg}, seed ${c.seed}`;
   showHoldout(info);
   $("stat-loss-first").textContent = fmtLoss(info.loss.first);
@@ -606,7 +880,8 @@ function showHoldout(info) {
   const s = h.words === 1 ? "" : "s";
   const skipped = h.skipped ? `, ${fmtInt(h.skipped)} skipped` : "";
   $("stat-holdout-words").textContent =
-    `(${fmtInt(h.words)} held-out word${s}, ${fmtInt(h.examples)} bigrams${skipped})`;
+    `(${fmtInt(h.words)} held-out word${s}, ${fmtInt(h.examples)} ${ngrams(info.order ?? 2)}` +
+    `${skipped})`;
 }
 
 /** Round, evenly spaced ticks covering [lo, hi]: about `count` of them. */
@@ -626,9 +901,11 @@ function drawLoss(curve) {
   if (curve.length === 0) {
     // A counting model is not trained by steps: nothing to draw.
     box.replaceChildren();
+    box.setAttribute("hidden", ""); // an SVG element has no `hidden` property
     $("loss-caption").textContent = "No training curve: the counting model is not trained by steps.";
     return;
   }
+  box.removeAttribute("hidden");
   const [W, H] = [360, 160];
   const m = { left: 40, right: 14, top: 12, bottom: 28 };
   const steps = curve.map(([s]) => s);
@@ -667,17 +944,60 @@ function drawLoss(curve) {
 // ---------------------------------------------------------------------------------------------
 // Start: one batch of words, the model's numbers and its matrix, all at once.
 
+let modelRequest = 0;
+
+/** The numbers from /model; the heatmap from /matrix for a bigram model. A model of order
+ * N > 2 has no such matrix (/matrix answers 422): it is not asked, the page says why. */
 async function loadModel() {
+  const ticket = ++modelRequest;
   try {
-    const [model, matrix] = await Promise.all([
-      getJSON(forModel("/model")),
-      getJSON(forModel("/matrix")),
-    ]);
-    showModel(model.body);
-    buildHeatmap(matrix.body);
+    let order = currentEntry()?.order; // known once /models answered
+    let info;
+    let matrix = null;
+    if (order === undefined) {
+      ({ body: info } = await getJSON(forModel("/model")));
+      order = info.order ?? 2;
+      if (order === 2) ({ body: matrix } = await getJSON(forModel("/matrix")));
+    } else {
+      const answers = await Promise.all([
+        getJSON(forModel("/model")),
+        order === 2 ? getJSON(forModel("/matrix")) : null,
+      ]);
+      info = answers[0].body;
+      matrix = answers[1]?.body ?? null;
+    }
+    if (ticket !== modelRequest) return;
+    shownInfo = info;
+    showModel(info);
+    showMatrixOrWhyNot(info, matrix);
+    $("model-error").textContent = "";
+    if (nextShown) {
+      $("next-state-hint").textContent = stateHint(nextShown.context, nextShown.state);
+    }
   } catch (err) {
+    if (ticket !== modelRequest) return;
     $("model-error").textContent = `The model could not be loaded: ${err.message}`;
   }
+}
+
+/** The heatmap of a bigram model; for a model of order N > 2, what it conditions on instead. */
+function showMatrixOrWhyNot(info, matrix) {
+  const order = info.order ?? 2;
+  const bigram = matrix !== null;
+  $("bigram-view").hidden = !bigram;
+  $("prob-result").hidden = !bigram;
+  $("not-bigram").hidden = bigram;
+  $("model-title").querySelector(".math").textContent = bigram
+    ? "P(next | previous)"
+    : `P(next | last ${order - 1} symbols)`;
+  if (bigram) {
+    buildHeatmap(matrix);
+    return;
+  }
+  hideTip();
+  $("not-bigram-name").textContent = currentEntry()?.name ?? info.version;
+  $("not-bigram-order").textContent = String(order);
+  $("not-bigram-context").textContent = String(order - 1);
 }
 
 /** The largest count is a server setting: take it from the API's own document. */
@@ -699,7 +1019,8 @@ async function loadLimits() {
   }
 }
 
-/** The picker, when the server serves several models: choosing one asks it everything again. */
+/** The served models (their orders tell which have a matrix). With several, the picker and
+ * the side-by-side table: choosing a model asks it everything again. */
 async function loadModels() {
   let models;
   try {
@@ -707,17 +1028,23 @@ async function loadModels() {
   } catch {
     return; // the page still works with the default model
   }
+  servedModels = models;
   if (models.length < 2) return;
   const select = $("model-select");
   select.replaceChildren(
-    ...models.map((m) =>
-      el("option", { value: m.name, text: `${m.name}${m.default ? " (default)" : ""}` }),
-    ),
+    ...models.map((m) => {
+      const text =
+        `${m.name} \u2014 order ${m.order}, ${fmtSmoothing(m.smoothing)}` +
+        `${m.default ? " (default)" : ""}`;
+      return el("option", { value: m.name, "data-order": m.order, text });
+    }),
   );
   const current = models.find((m) => m.default) || models[0];
   select.value = current.name;
   const describe = (m) => {
-    $("model-picker-hint").textContent = `${m.method}, ${m.symbols} symbols, version ${m.version}`;
+    $("model-picker-hint").textContent =
+      `${m.method}, order ${m.order}: the next symbol depends on ${dependsOn(m.order)}; ` +
+      `${m.symbols} symbols, version ${m.version}`;
     inputs.top_k.max = String(m.symbols); // each model has its own V
   };
   describe(current);
@@ -725,19 +1052,24 @@ async function loadModels() {
     const m = models.find((x) => x.name === select.value);
     chosenModel = m.name;
     describe(m);
+    markCurrentModel();
     $("prob-result").replaceChildren(
       el("p", { class: "prob-empty", text: "Pick a cell to ask the API for that bigram." }),
     );
     generate();
     if ($("word").value.trim() !== "") scoreWord();
+    showNext();
     loadModel();
   });
   $("model-picker").hidden = false;
+  showModelsTable();
 }
 
 initHeatmapEvents();
+initNext();
 generate();
 scoreWord();
-loadModel();
+showNext();
 loadLimits();
-loadModels();
+// The models first: their orders say whether to ask /matrix at all.
+loadModels().then(loadModel);

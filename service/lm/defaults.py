@@ -1,0 +1,24 @@
+"""Defaults and bounds shared by the model code and its command line, in a module that imports
+nothing heavy: `civil-words --help` and argument errors answer without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_SEED = 2147483647  # the notebook's seed, for the initial W and its sample
+MAX_SEED = 2**63 - 1  # seeds are 0 <= seed <= MAX_SEED, over HTTP and on the command line
+DEFAULT_MAX_WORD_LEN = 256  # unconstrained sampling cuts a word at this many symbols
+MIN_TEMPERATURE = 0.05
+MAX_TEMPERATURE = 20.0
+MIN_ORDER, MAX_ORDER = 2, 8  # the orders of the counting models
+MAX_ADD_K_ORDER = 4  # add-k's states grow with the contexts' prefixes; its fit is poor beyond
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings of the neural method; the defaults are the notebook's."""
+
+    steps: int = 600  # full-batch gradient descent steps (0 keeps the initial W)
+    lr: float = 50.0  # learning rate: W -= lr * grad
+    reg: float = 0.01  # weight of the mean(W**2) regularisation term
+    seed: int = DEFAULT_SEED  # seed of the generator that draws the initial W
