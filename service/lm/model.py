@@ -22,7 +22,6 @@ from service.lm.defaults import DEFAULT_SEED, TrainConfig
 __all__ = ["DEFAULT_SEED", "EOS", "TrainConfig"]  # re-exported: the model's own settings
 
 
-
 def build_alphabet(words: Sequence[str]) -> tuple[str, ...]:
     """The model's symbols in index order: `.` then `sorted(set(''.join(words)))`."""
     return (EOS, *sorted(set("".join(words))))
