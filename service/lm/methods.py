@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from service.lm import ngram
+from service.lm.defaults import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER
 from service.lm.lm import LanguageModel, mean_nll
 from service.lm.model import (
     TrainConfig,
@@ -218,16 +219,16 @@ def parse_smoothing(text: str) -> tuple[str, float | None]:
 def counting_method(order: int, smoothing: str | None) -> Method:
     """The counting method of an order and a smoothing text (None: the order's default,
     add-k K = 1 at order 2, Kneser–Ney above)."""
-    if not ngram.MIN_ORDER <= order <= ngram.MAX_ORDER:
-        raise MethodError(f"order {order}: must be from {ngram.MIN_ORDER} to {ngram.MAX_ORDER}")
+    if not MIN_ORDER <= order <= MAX_ORDER:
+        raise MethodError(f"order {order}: must be from {MIN_ORDER} to {MAX_ORDER}")
     if smoothing is None:
         return AddK(1.0, 2) if order == 2 else KneserNey(order)
     kind, k = parse_smoothing(smoothing)
     if kind == KNESER_NEY:
         return KneserNey(order)
-    if order > ngram.MAX_ADD_K_ORDER:
+    if order > MAX_ADD_K_ORDER:
         raise MethodError(
-            f"add-k is for orders up to {ngram.MAX_ADD_K_ORDER} (got {order}): its states "
+            f"add-k is for orders up to {MAX_ADD_K_ORDER} (got {order}): its states "
             "grow with the contexts' prefixes; use kneser-ney"
         )
     return AddK(k, order)

@@ -45,9 +45,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from service.lm import methods as training_methods
-from service.lm.defaults import MAX_SEED
+from service.lm.defaults import MAX_ADD_K_ORDER, MAX_ORDER, MAX_SEED, MIN_ORDER
 from service.lm.metadata import TrainingConfig
-from service.lm.ngram import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, max_symbols
+from service.lm.ngram import max_symbols
 
 FORMAT = "civil-words/2"
 SPARSE_FORMAT = "civil-words/3"  # n-gram counts of order N instead of W and counts

@@ -19,10 +19,11 @@ from service.lm.corpus import (
     WordStream,
     count_words,
 )
+from service.lm.defaults import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER
 from service.lm.lm import mean_nll
 from service.lm.methods import AddK, KneserNey, Method, Neural
 from service.lm.model import DEFAULT_SEED, encode
-from service.lm.ngram import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, NgramCounter, NgramCounts
+from service.lm.ngram import NgramCounter, NgramCounts
 from service.lm.store import save_model
 
 CURVE_POINTS = 60  # about this many [step, loss] pairs kept in the file's loss curve

@@ -10,10 +10,11 @@ from flask_openapi3 import Info, OpenAPI
 
 from service.settings import Settings
 from service.web import errors, metrics
-from service.web.api import OPS_TAG, create_api
+from service.web.api import OPS_TAG
 from service.web.errors import problem_response, problem_schema_ref
 from service.web.registry import ModelSet
 from service.web.schemas import Problem
+from service.web.views import BLUEPRINTS
 
 # The API's own version (the package's, PEP 440): it changes with the code, not with the model,
 # so clients generated from the document can be versioned and installed.
@@ -68,7 +69,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
     errors.init_app(app)
     metrics.init_app(app, {name: m.version for name, m in models.models.items()})
-    app.register_api(create_api(settings, models))
+    for blueprint in BLUEPRINTS:
+        app.register_api(blueprint(settings, models))
 
     @app.get(
         "/openapi.json",

@@ -1,0 +1,99 @@
+"""The words: GET /sample (under constraints), GET and POST /score."""
+
+import secrets
+
+from flask_openapi3 import APIBlueprint
+
+from service.lm.constrained import Constraints
+from service.lm.defaults import MAX_SEED
+from service.lm.score import scores_json
+from service.settings import Settings
+from service.web import metrics
+from service.web.api import (
+    BAD_REQUEST,
+    MODEL_TAG,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNPROCESSABLE,
+    json_answer,
+    json_text,
+    served,
+    served_symbols,
+    validated,
+)
+from service.web.registry import ModelSet
+from service.web.schemas import (
+    MAX_SCORE_WORDS,
+    SampleResponse,
+    ScoreResponse,
+    WordScoreInfo,
+    model_query,
+    sample_query,
+    score_body,
+    score_query,
+)
+
+
+def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
+    bp = APIBlueprint("words", __name__)
+    names, symbols = served_models.names, served_symbols(served_models)
+    SampleQuery = sample_query(settings.max_n, settings.max_word_len, symbols, names)
+    ModelQuery = model_query(names)
+    ScoreQuery = score_query(settings.max_word_len, symbols, names)
+    ScoreBody = score_body(settings.max_word_len, symbols)
+    # The largest valid body, written compactly: every word at its longest, each symbol escaped
+    # as a JSON surrogate pair (12 bytes), with quotes and commas. Other routes keep the app's
+    # 16 KiB.
+    score_bytes = MAX_SCORE_WORDS * (settings.max_word_len * 12 + 3) + 64
+
+    @bp.get(
+        "/sample",
+        tags=[MODEL_TAG],
+        responses={200: SampleResponse, **BAD_REQUEST, **NOT_FOUND, **UNPROCESSABLE},
+        summary="Sample words, optionally under constraints",
+    )
+    @validated(query=SampleQuery)
+    def sample(query: SampleQuery):  # type: ignore[valid-type]
+        """n words from the model; the same seed gives the same words (the notebook's, without
+        constraints). Constraints condition the model exactly: each word comes with probability
+        P(w) / P(constraints). 422 when no word can meet them, or when they are so improbable
+        that the request's bounded work cannot find n words."""
+        q = query
+        m = served(q.model)
+        seed = q.seed if q.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        c = Constraints(q.prefix, q.min_len, q.max_len, q.novel, q.unique, q.temperature, q.top_k)
+        result = m.sample(q.n, seed, c)
+        metrics.words_generated(m.name, q.n, result.constrained)
+        if result.rejected:
+            metrics.words_rejected(m.name, result.rejected)
+        # Our own output, built from validated values: no need to validate it again.
+        return json_answer(
+            SampleResponse.model_construct(words=result.words, n=q.n, seed=seed, model=m.version)
+        )
+
+    @bp.get(
+        "/score",
+        tags=[MODEL_TAG],
+        responses={200: WordScoreInfo, **BAD_REQUEST, **NOT_FOUND},
+        summary="Score a word",
+    )
+    @validated(query=ScoreQuery)
+    def score(query: ScoreQuery):  # type: ignore[valid-type]
+        """How likely the model finds a word: its bigrams' log-probabilities, start and end
+        included, their sum, the NLL per symbol and the perplexity."""
+        (result,) = served(query.model).score([query.word])
+        return json_text(scores_json([result])[0])
+
+    @bp.post(
+        "/score",
+        tags=[MODEL_TAG],
+        responses={200: ScoreResponse, **BAD_REQUEST, **NOT_FOUND, **TOO_LARGE},
+        summary=f"Score 1 to {MAX_SCORE_WORDS} words",
+    )
+    @validated(query=ModelQuery, body=ScoreBody, max_body=score_bytes)
+    def score_many(query: ModelQuery, body: ScoreBody):  # type: ignore[valid-type]
+        """The scores of `{"words": [...]}`, in order."""
+        scores = ",".join(scores_json(served(query.model).score(body.words)))
+        return json_text(f'{{"scores":[{scores}]}}')
+
+    return bp
