@@ -44,8 +44,9 @@ loglevel = _s.log_level
 accesslog = "-"
 errorlog = "-"
 logger_class = "service.server.logs.JsonAccessLogger"
-# Bounded requests: the API takes a short query string (the app refuses one over 1 KiB with a
-# problem document) and no body.
+# Bounded requests: a short query string (the app refuses one over 1 KiB with a problem
+# document) and few, short headers; the one body the API takes (POST /score) is bounded by the
+# app itself.
 limit_request_line = 8190
 limit_request_fields = 50
 limit_request_field_size = 4096

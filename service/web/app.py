@@ -1,4 +1,5 @@
-"""The Flask application: the model loaded once, the API, errors, metrics and the home page."""
+"""The Flask application: the served model set (loaded and checked before the workers fork), the
+API, errors, metrics and the home page."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `MODEL_PATH` names one model file (served under its file name without the extension) or a
 directory: every `<name>.safetensors` in it is served as `name`. A set is built completely, every
 file checked, before it is used; a reload builds a new set beside the old one and the server
-switches only if the new one is whole (see `service.server.serve`). Views ask the set for a model
+switches only if the new one is whole (see `service.server.master`). Views ask the set for a model
 by name on each request and never keep one.
 """
 
