@@ -80,7 +80,7 @@ class NgramCounts:
         stoi = {c: i for i, c in enumerate(alphabet)}
         text = "".join(w + "\n" for w in words)
         ix = np.array([0 if c == "\n" else stoi[c] for c in text], dtype=np.int64)
-        rows, counts = _chunk_grams(ix, order, None)
+        rows, counts = _chunk_grams(ix, order, None, len(alphabet))
         keys = _keys(rows, len(alphabet))
         keys, counts = _merge(keys, counts)
         return cls(alphabet, order, keys, counts)
@@ -123,12 +123,13 @@ def _merge(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return u, np.bincount(inv, weights=counts, minlength=len(u)).round().astype(np.int64)
 
 
-def _chunk_grams(ix: np.ndarray, order: int, keep) -> tuple[np.ndarray, np.ndarray]:
+def _chunk_grams(ix: np.ndarray, order: int, keep, base: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct N-grams of a chunk (rows (U, N) of symbol indices) and their counts.
 
     `ix`: the chunk's symbols, each word followed by its end 0 (the `.` before the chunk's
     first word is implied); every position is the target of one gram, whose context is the
-    N - 1 symbols before it in `'.' * (N - 1) + word`. `keep` (bool per position) or None."""
+    N - 1 symbols before it in `'.' * (N - 1) + word`. `keep` (bool per position) or None;
+    `base` exceeds every index (grams are made distinct as int64 keys in that base)."""
     n = len(ix)
     sep = ix == 0
     start = np.zeros(n, dtype=np.int64)  # where each position's word starts
@@ -143,8 +144,8 @@ def _chunk_grams(ix: np.ndarray, order: int, keep) -> tuple[np.ndarray, np.ndarr
         rows[inside, order - 1 - j] = ix[np.flatnonzero(inside) - j]
     if keep is not None:
         rows = rows[keep]
-    u, c = np.unique(rows, axis=0, return_counts=True)
-    return u, c.astype(np.int64)
+    u, c = np.unique(_keys(rows, base), return_counts=True)
+    return _rows(u, base, order), c.astype(np.int64)
 
 
 class NgramCounter:
@@ -164,7 +165,7 @@ class NgramCounter:
     def add(self, chunk: Chunk, symbols: list[str], keep=None) -> None:
         self._symbols = len(symbols)
         _check_alphabet_size(self._symbols, self.order)
-        rows, counts = _chunk_grams(chunk.ix.astype(np.int64), self.order, keep)
+        rows, counts = _chunk_grams(chunk.ix.astype(np.int64), self.order, keep, self._symbols)
         self._pending.append((rows, counts))
         self._pending_rows += len(rows)
         if self._pending_rows > REDUCE_ROWS:
