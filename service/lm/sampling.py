@@ -139,24 +139,68 @@ def _filter(
 # -- the reference loop's stream ----------------------------------------------------------
 
 
+def _walk_block_python(
+    rows: list[np.ndarray],
+    nxt: np.ndarray,
+    E: np.ndarray,
+    start: int,
+    state: int,
+    length: int,
+    cut_at: int,
+    out: np.ndarray,
+    cuts: np.ndarray,
+) -> tuple[int, int]:
+    """The reference loop over a block of exponential rows `E` (R, V), one symbol per row:
+    `out[t]` the symbol drawn (0: the end), `cuts[t]` 1 where the word was cut after it.
+    Returns where the walk stands after the block: (state, symbols of the unfinished word)."""
+    buf = np.empty(E.shape[1], dtype=np.float32)
+    for t in range(len(E)):
+        np.divide(rows[state], E[t], out=buf)
+        c = int(buf.argmax())
+        out[t] = c
+        cuts[t] = 0
+        if c == 0:
+            state, length = start, 0
+            continue
+        length += 1
+        if length == cut_at:
+            cuts[t] = 1
+            state, length = start, 0
+        else:
+            state = int(nxt[state, c])
+    return state, length
+
+
+try:  # the same loop in C (service/lm/_walk.c), where it was built
+    from service.lm._walk import walk as _walk_block_c
+except ImportError:  # pragma: no cover - an install without a compiler
+    _walk_block_c = None
+
+
 class Sampler:
     """The reference loop's words of a model: `torch.multinomial(P[state], 1)` from a fresh
     `Generator().manual_seed(seed)`, state after state (the notebook's loop for its model).
 
     `multinomial(p, 1)` on the CPU is `argmax(p / e)` where `e` holds one float32
     `exponential_` draw per symbol; the draws for many symbols are made in one call (the
-    generator's stream, consumed in the same order) and the walk divides and compares rows,
-    with no torch call per symbol. The walk itself is sequential (each word starts where the
-    previous one ended), one numpy division and argmax per symbol: with rows of V floats, a
-    vectorised walk of every candidate start costs more than it saves (measured)."""
+    generator's stream, consumed in the same order) and the walk divides and compares rows
+    with no torch call per symbol. The walk is sequential (each word starts where the previous
+    one ended): one row per symbol, in C where the extension was built (`_walk.c`), else in
+    Python (the same words; a vectorised walk of every candidate start costs more than it
+    saves, measured). The symbols of a block become words all at once."""
 
-    def __init__(self, lm: LanguageModel):
+    def __init__(self, lm: LanguageModel, accelerated: bool = True):
         self.lm = lm
         self.alphabet = lm.alphabet
         self.stoi = lm.stoi
         self.mean_steps = lm.expected_steps()
-        self._rows = list(lm.P)  # row views: indexing a list is the cheapest step
         self._max_rows = max(16, CHUNK_DRAWS // lm.V)
+        self._P = np.ascontiguousarray(lm.P, dtype=np.float32)
+        self._next = np.ascontiguousarray(lm.next, dtype=np.int32)
+        self._rows = list(self._P)  # row views, for the Python loop
+        self.accelerated = accelerated and _walk_block_c is not None
+        # Symbol index -> code point, the end mapped to the separator "\n".
+        self._points = np.array([ord("\n"), *(ord(c) for c in lm.alphabet[1:])], np.uint32)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, cut_at: int = DEFAULT_MAX_WORD_LEN) -> list[str]:
@@ -165,6 +209,20 @@ class Sampler:
         which would not stop)."""
         g = torch.Generator().manual_seed(seed)
         return self.stream_words(g, n, cut_at)[0]
+
+    def _block(self, E, state, length, cut_at):
+        R = len(E)
+        out = np.empty(R, dtype=np.int32)
+        cuts = np.empty(R, dtype=np.uint8)
+        if self.accelerated:
+            state, length = _walk_block_c(
+                self._P, self._next, E, self.lm.V, self.lm.start, state, length, cut_at, out, cuts
+            )
+        else:
+            state, length = _walk_block_python(
+                self._rows, self._next, E, self.lm.start, state, length, cut_at, out, cuts
+            )
+        return out, cuts, state, length
 
     def stream_words(
         self,
@@ -177,36 +235,37 @@ class Sampler:
         """n accepted words of the stream, and how many were rejected by reason (the stream's
         words in order, the rejected left out). `budget`: the most symbols drawn for rejected
         words, and what to call when they are spent."""
-        V = len(self.alphabet)
-        rows, nxt, alphabet = self._rows, self.lm.next, self.alphabet
-        start = self.lm.start
-        buf = np.empty(V, dtype=np.float32)
+        V = self.lm.V
         words: list[str] = []
         rejected: dict[str, int] = {}
-        out: list[str] = []
-        spent = steps = 0
-        E, t, s = None, 0, start
+        spent = 0
+        state, length = self.lm.start, 0
+        partial, partial_rows = "", 0  # the unfinished word of the last block
         while len(words) < n:
-            if E is None or t == len(E):
-                # Enough rows for the words still to come, plus a margin; more if needed.
-                need = (n - len(words)) * self.mean_steps * 1.1 + 8
-                E = torch.empty((min(self._max_rows, max(16, int(need))), V))
-                E = E.exponential_(1, generator=g).numpy()
-                t = 0
-            np.divide(rows[s], E[t], out=buf)
-            c = int(buf.argmax())
-            t += 1
-            steps += 1
-            if c != 0:
-                out.append(alphabet[c])
-                if len(out) < cut_at:
-                    s = int(nxt[s, c])
-                    continue
-            s = start  # the end, or the cut: the next word starts afresh
-            word = "".join(out)
-            out = []
-            spent = _filter([word], [steps], words, n, accept, budget, rejected, spent)
-            steps = 0
+            need = (n - len(words)) * self.mean_steps * 1.1 + 8
+            E = torch.empty((min(self._max_rows, max(16, int(need))), V))
+            E = E.exponential_(1, generator=g).numpy()
+            out, cuts, state, length = self._block(E, state, length, cut_at)
+            # Each end (a drawn `.`, or a cut after a symbol) closes a word.
+            points = self._points[out]
+            cut_rows = np.flatnonzero(cuts)
+            if len(cut_rows):
+                points = np.insert(points, cut_rows + 1, ord("\n"))
+            pieces = points.tobytes().decode("utf-32-le").split("\n")
+            pieces[0] = partial + pieces[0]
+            ends = np.flatnonzero((out == 0) | (cuts == 1))
+            costs = np.diff(ends, prepend=-1)  # rows each word drew
+            if len(costs):
+                costs[0] += partial_rows
+                partial_rows = len(out) - 1 - int(ends[-1])
+            else:
+                partial_rows += len(out)
+            partial = pieces[-1]
+            found = pieces[:-1]
+            if accept is None:
+                words += found[: n - len(words)]
+                continue
+            spent = _filter(found, costs.tolist(), words, n, accept, budget, rejected, spent)
         return words, rejected
 
 
