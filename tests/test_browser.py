@@ -1,9 +1,10 @@
 """The home page end to end: the real server, Debian's Chromium driven by Playwright.
 
 What only a browser shows: the page's scripts run under its Content-Security-Policy, the words
-and numbers it displays are the API's own, the heatmap answers the mouse and the keyboard, and
-the layout holds on a phone. Every test ends by checking the page logged no error, threw
-nothing, and asked no other host for anything.
+and numbers it displays are the API's own, the heatmap answers the mouse and the keyboard, the
+"what comes next" bars walk the model one symbol at a time, a model of order N > 2 (which has no
+bigram matrix) is shown without asking for one, and the layout holds on a phone. Every test ends
+by checking the page logged no error, threw nothing, and asked no other host for anything.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from service.lm.constrained import ConstrainedSampler
-from service.lm.model import Sampler, probabilities
+from service.lm.methods import AddK
+from service.lm.ready import open_model
 from service.lm.store import load_model, save_model
-from service.lm.train import Recipe, train_to_file
+from service.lm.train import train_to_file
 from tests.conftest import CORPUS, ROOT, SHIPPED_MODEL
 from tests.server import start_server
 
@@ -41,6 +43,8 @@ README_SCREENSHOT = ROOT / "docs" / "home.png"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 740}
 DEFAULT_N = 12  # the count the page asks for on load
+NEXT_TOP = 12  # the "what comes next" bars: the likeliest symbols
+TUNED_MODEL = ROOT / "model_store" / "civil-words-tuned.safetensors"
 MAX_SEED = 2**63 - 1
 # Chromium logs a fetch() answered 4xx as a console error; a test sending bad input on purpose
 # (a 400, or constraints no word meets, a 422) expects exactly one such line per bad request,
@@ -102,6 +106,7 @@ class Home:
         expect(self.page.locator("#stat-version")).not_to_have_text("…")
         expect(self.page.locator("#heatmap td[data-row]").first).to_be_attached()
         expect(self.page.locator("#score-result")).to_be_visible()
+        expect(self.page.locator("#next-bars button")).not_to_have_count(0)
         return self
 
     # -- the generate form --
@@ -183,7 +188,11 @@ def api_words(server, n: int, seed: int | str) -> list[str]:
 def sig4(p: float) -> str:
     """p as the page writes it (JavaScript's toPrecision(4)), for 1e-6 <= p < 1."""
     assert 1e-6 <= p < 1, p
-    return f"{p:#.4g}"
+    text = f"{p:#.4g}"
+    if "e" in text:  # Python writes 1.234e-05 where JavaScript keeps 0.00001234
+        mantissa, exponent = text.split("e")
+        text = "0." + "0" * (-int(exponent) - 1) + mantissa.replace(".", "")
+    return text
 
 
 def luminance(css: str) -> float:
@@ -445,6 +454,10 @@ def test_numbers_are_the_models(home, model):
         expect(page.locator(f"#stat-loss-{key}")).to_have_text(f"{loss[key]:.4f}")
     assert f"{loss['first']:.4f}" == "4.2714" and f"{loss['last']:.4f}" == "2.3817"
     expect(page.locator("#stat-training")).to_contain_text(f"{model['config']['steps']} steps")
+    expect(page.locator("#stat-order")).to_have_text(
+        f"2: the next symbol depends on the previous symbol; {model['states']} states"
+    )
+    expect(page.locator("#stat-examples-unit")).to_have_text("bigrams")
     points = page.locator("#loss-curve polyline").get_attribute("points")
     assert points is not None and len(points.split()) == len(loss["curve"])
     ys = [float(p.split(",")[1]) for p in points.split()]
@@ -456,8 +469,9 @@ def test_numbers_are_the_models(home, model):
     assert headings == [
         "Generate words",
         "Score a word",
-        "The model: P(next | previous)",
         "The numbers",
+        "The model: P(next | previous)",
+        "What comes next",
     ]
     expect(page.get_by_role("grid", name="The model")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Count")).to_be_visible()
@@ -504,6 +518,21 @@ def test_phone_layout(home, model):
     page.screenshot(path=ARTIFACTS / "home-phone-numbers.png")
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=ARTIFACTS / "home-phone.png")
+
+    # What comes next: a tap on a bar adds its symbol; the bars fit the screen.
+    bars = page.locator("#next-bars button.next-bar")
+    bars.first.scroll_into_view_if_needed()
+    first = bars.first.get_attribute("data-symbol")
+    assert first not in (None, ".")
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+        bars.first.tap()
+    expect(page.get_by_label("Beginning", exact=True)).to_have_value(first)
+    expect(page.locator("#next-link")).to_have_text(f"/next?context={first}")
+    box = page.locator("#next-bars").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert no_horizontal_overflow(page)
+    page.locator("#next").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "home-phone-next.png")
     h.assert_clean()
 
 
@@ -576,10 +605,8 @@ def test_constraints_no_word_meets_show_the_apis_problem(home, server):
     before = h.words()
     # The least likely first letter, under top-k 2: no word can start with it.
     V = len(server.get("/model").json()["alphabet"])
-    m = load_model(SHIPPED_MODEL)
-    P, logP = probabilities(m.W, m.counts)
-    local = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
-    worst = m.alphabet[int(local._order[0, V - 1])]
+    lm = open_model(SHIPPED_MODEL).lm
+    worst = lm.alphabet[int(np.argsort(-lm.logP[lm.start], kind="stable")[V - 1])]
     set_constraints(page, prefix=worst, top_k=2)
     params = {"n": 4, "prefix": worst, "top_k": 2}
     answer = server.get("/sample", params=params)
@@ -616,6 +643,14 @@ def expect_score(h: Home, server, word: str) -> dict:
     )
     assert [b for b, _, _ in shown] == [b["bigram"] for b in answer["bigrams"]]
     assert [v for _, v, _ in shown] == [b["logprob"] for b in answer["bigrams"]]
+    # Each bar names the context the model conditioned on (its tooltip).
+    contexts = bars.evaluate_all("gs => gs.map(g => g.dataset.context)")
+    assert contexts == [b["context"] for b in answer["bigrams"]]
+    titles = bars.evaluate_all("gs => gs.map(g => g.querySelector('title').textContent)")
+    for title, b in zip(titles, answer["bigrams"], strict=True):
+        given = "start" if set(b["context"]) == {"."} else b["context"]
+        symbol = "end" if b["bigram"][-1] == "." else b["bigram"][-1]
+        assert title.startswith(f"P({symbol} | {given}): ln "), title
     # Bar heights follow -log P: the least likely bigram has the longest bar.
     heights = [float(height) for _, _, height in shown]
     assert heights.index(max(heights)) == min(
@@ -658,7 +693,8 @@ def holdout_server(tmp_path_factory):
     m = load_model(SHIPPED_MODEL)
     path = tmp_path_factory.mktemp("holdout") / "holdout.safetensors"
     meta = {k: v for k, v in m.metadata.items() if k not in ("format", "alphabet", "version")}
-    meta["config"] = {**m.config, "holdout": 0.1}
+    # The file format 2 of the shipped model: its config has no `order` (load_model adds it).
+    meta["config"] = {**{k: v for k, v in m.config.items() if k != "order"}, "holdout": 0.1}
     # Every tenth word held out, but those holding a symbol no other word has.
     held = set(m.words[::10])
     rest = [w for w in m.words if w not in held]
@@ -707,7 +743,7 @@ def two_models_server(tmp_path_factory):
     """The shipped model beside the counting model of the same corpus, served from a directory."""
     d = tmp_path_factory.mktemp("two-models")
     shutil.copyfile(SHIPPED_MODEL, d / "civil-words.safetensors")
-    train_to_file(CORPUS, d / "counts.safetensors", recipe=Recipe(method="counts", smoothing=1))
+    train_to_file(CORPUS, d / "counts.safetensors", method=AddK(1))
     s = start_server(d, DEFAULT_MODEL="civil-words")
     yield s
     s.stop()
@@ -722,7 +758,9 @@ def test_the_model_picker_asks_the_chosen_model(browser, two_models_server, serv
         page = h.page
         picker = page.get_by_label("Model", exact=True)
         expect(page.locator("#model-picker")).to_be_visible()
-        expect(picker.locator("option")).to_have_text(["civil-words (default)", "counts"])
+        expect(picker.locator("option")).to_have_text(
+            ["civil-words \u2014 order 2, neural (default)", "counts \u2014 order 2, add-1"]
+        )
         expect(picker).to_have_value("civil-words")
         expect(page.locator("#stat-version")).to_have_text(s.get("/model").json()["version"])
 
@@ -730,9 +768,14 @@ def test_the_model_picker_asks_the_chosen_model(browser, two_models_server, serv
         with page.expect_response(lambda r: urlsplit(r.url).path == "/matrix"):
             picker.select_option("counts")
         expect(page.locator("#stat-version")).to_have_text(counts["version"])
-        expect(page.locator("#stat-training")).to_have_text("counting model, smoothing 1")
+        expect(page.locator("#stat-training")).to_have_text(
+            "counting model, order 2, add-1 smoothing"
+        )
         expect(page.locator("#loss-caption")).to_contain_text("not trained by steps")
-        expect(page.locator("#model-picker-hint")).to_contain_text("counts, 41 symbols")
+        expect(page.locator("#loss-curve")).to_be_hidden()
+        expect(page.locator("#model-picker-hint")).to_contain_text(
+            "counts, order 2: the next symbol depends on the previous symbol; 41 symbols"
+        )
 
         assert h.generate(20, 2147483647) == 200
         expected = s.get("/sample?n=20&seed=2147483647&model=counts").json()["words"]
@@ -762,3 +805,323 @@ def test_the_model_picker_asks_the_chosen_model(browser, two_models_server, serv
         expect(plain.page.locator("#model-picker")).to_be_hidden()
     finally:
         plain.context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Longer contexts: the notebook's bigram model beside the tuned order-7 model
+
+
+@pytest.fixture(scope="module")
+def orders_server(tmp_path_factory):
+    """The two shipped models served from one directory, the notebook's the default."""
+    d = tmp_path_factory.mktemp("orders")
+    shutil.copyfile(SHIPPED_MODEL, d / "civil-words.safetensors")
+    shutil.copyfile(TUNED_MODEL, d / "civil-words-tuned.safetensors")
+    s = start_server(d, DEFAULT_MODEL="civil-words")
+    yield s
+    s.stop()
+
+
+def next_params(context: str, model: str | None) -> dict[str, str]:
+    return {"context": context} | ({"model": model} if model else {})
+
+
+def expect_next(h: Home, s, context: str, model: str | None = None) -> dict:
+    """The "what comes next" panel shows /next's answer for `context`: its state, the top
+    symbols as bars ('.' as "end") with their probabilities, the rest summed up, the link."""
+    params = next_params(context, model)
+    answer = s.get("/next", params=params).json()
+    page = h.page
+    suffix = f"&model={model}" if model else ""
+    expect(page.locator("#next-link")).to_have_text(f"/next?context={context}{suffix}")
+    expect(page.locator("#next-result")).to_be_visible()
+    expect(page.locator("#next-state")).to_have_text(answer["state"])
+    top, rest = answer["next"][:NEXT_TOP], answer["next"][NEXT_TOP:]
+    symbols = ["end" if n["symbol"] == "." else n["symbol"] for n in top]
+    expect(page.locator("#next-bars .next-sym")).to_have_text(symbols)
+    expect(page.locator("#next-bars .next-p")).to_have_text([sig4(n["prob"]) for n in top])
+    bars = page.locator("#next-bars button.next-bar")
+    shown = bars.evaluate_all("bs => bs.map(b => [b.dataset.symbol, Number(b.dataset.prob)])")
+    assert shown == [[n["symbol"], n["prob"]] for n in top]
+    # Bar lengths follow the probabilities, the likeliest full.
+    widths = page.locator("#next-bars .next-fill").evaluate_all(
+        "fs => fs.map(f => f.getBoundingClientRect().width / f.parentElement.clientWidth)"
+    )
+    assert widths[0] == pytest.approx(1, abs=0.01)
+    for w, n in zip(widths, top, strict=True):
+        assert w == pytest.approx(n["prob"] / top[0]["prob"], abs=0.01)
+    expect(page.locator("#next-rest")).to_have_text(
+        f"The other {len(rest)} symbols: {sig4(sum(n['prob'] for n in rest))} together."
+    )
+    link = page.locator("#next-link").evaluate("a => a.href")
+    assert parse_qs(urlsplit(link).query, keep_blank_values=True) == {
+        k: [v] for k, v in params.items()
+    }
+    expect(page.locator("#next-error")).to_be_empty()
+    return answer
+
+
+def type_context(h: Home, context: str) -> int:
+    """Type a beginning into the panel; return the status of the /next answer it brings."""
+    with h.page.expect_response(lambda r: urlsplit(r.url).path == "/next") as answer:
+        h.page.get_by_label("Beginning", exact=True).fill(context)
+    return answer.value.status
+
+
+def test_next_panel_shows_the_apis_distribution_and_walks_the_model(browser, orders_server):
+    s = orders_server
+    h = Home(browser, s.url, viewport=DESKTOP).open()
+    try:
+        page = h.page
+        field = page.get_by_label("Beginning", exact=True)
+        # On load: the distribution of a word's first symbol.
+        expect(field).to_have_value("")
+        expect(page.locator("#next-state-hint")).to_have_text("(the start of a word)")
+        expect_next(h, s, "")
+        expect(page.get_by_role("button", name="Back")).to_be_hidden()
+
+        assert type_context(h, "mais") == 200
+        answer = expect_next(h, s, "mais")
+        assert answer["state"] == "s"  # the bigram model conditions on the last symbol
+        expect(page.locator("#next-state-hint")).to_have_text("(the previous symbol)")
+
+        # A click on a bar adds its symbol; the panel asks again and follows.
+        second = answer["next"][1]["symbol"]
+        assert second != "."
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.locator("#next-bars button.next-bar").nth(1).click()
+        expect(field).to_have_value("mais" + second)
+        expect_next(h, s, "mais" + second)
+
+        # The keyboard: the new first bar has the focus (one tab stop), the arrows move it,
+        # Enter walks on, Backspace steps back.
+        bars = page.locator("#next-bars button.next-bar")
+        expect(bars.first).to_be_focused()
+        expect(page.locator('#next-bars button[tabindex="0"]')).to_have_count(1)
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown")
+        expect(bars.nth(2)).to_be_focused()
+        third = bars.nth(2).get_attribute("data-symbol")
+        assert third not in (None, ".")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.keyboard.press("Enter")
+        expect(field).to_have_value(f"mais{second}{third}")
+        expect_next(h, s, f"mais{second}{third}")
+        expect(bars.first).to_be_focused()
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.keyboard.press("Backspace")
+        expect(field).to_have_value("mais" + second)
+        expect_next(h, s, "mais" + second)
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.get_by_role("button", name="Back").click()
+        expect(field).to_have_value("mais")
+
+        # "end" finishes the word; it can then be scored.
+        answer = expect_next(h, s, "mais")
+        p_end = next(n["prob"] for n in answer["next"] if n["symbol"] == ".")
+        end = page.locator('#next-bars button[data-symbol="."]')
+        expect(end.locator(".next-sym")).to_have_text("end")
+        end.click()
+        expect(page.locator("#next-done")).to_be_visible()
+        expect(page.locator("#next-word")).to_have_text("mais")
+        expect(page.locator("#next-end-prob")).to_have_text(f"P(end | s) = {sig4(p_end)}")
+        expect(page.locator("#next-bars")).to_be_hidden()
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/score"):
+            page.get_by_role("button", name="Score this word").click()
+        expect(page.get_by_role("textbox", name="Word")).to_be_focused()
+        expect_score(h, s, "mais")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.get_by_role("button", name="Start a new word").click()
+        expect(field).to_have_value("")
+        expect_next(h, s, "")
+        h.assert_clean()
+    finally:
+        h.context.close()
+
+
+def test_next_panel_bad_context_shows_the_reason(browser, orders_server):
+    s = orders_server
+    h = Home(browser, s.url, viewport=DESKTOP).open()
+    try:
+        page = h.page
+        field = page.get_by_label("Beginning", exact=True)
+        bad_urls = []
+        for context, why in [("kayak", "'k' (position 1)"), ("ma.is", "end marker")]:
+            with page.expect_response(lambda r: urlsplit(r.url).path == "/next") as answer:
+                field.fill(context)
+            assert answer.value.status == 400
+            bad_urls.append(answer.value.url)
+            problem = requests.get(answer.value.url, timeout=30).json()
+            assert problem["errors"][0]["parameter"] == "context"
+            assert why in problem["errors"][0]["reason"]
+            alert = page.get_by_role("alert").filter(has_text=problem["errors"][0]["reason"])
+            expect(alert).to_have_id("next-error")
+            expect(alert).to_have_text(problem["detail"])
+            expect(field).to_have_attribute("aria-invalid", "true")
+            # No bars of another beginning to walk on from.
+            expect(page.locator("#next-result")).to_be_hidden()
+
+        # Put right, the error goes away and the bars come back.
+        assert type_context(h, "mai") == 200
+        expect_next(h, s, "mai")
+        expect(field).not_to_have_attribute("aria-invalid", "true")
+        h.assert_clean(bad_requests=tuple(bad_urls))
+    finally:
+        h.context.close()
+
+
+def test_picker_shows_the_orders_and_the_nll_table_equals_models(browser, orders_server):
+    s = orders_server
+    models = s.get("/models").json()["models"]
+    assert {m["name"]: m["order"] for m in models} == {"civil-words": 2, "civil-words-tuned": 7}
+    h = Home(browser, s.url, viewport=DESKTOP).open()
+    try:
+        page = h.page
+        picker = page.get_by_label("Model", exact=True)
+        smoothing = {None: "neural", "kneser-ney": "Kneser\u2013Ney"}
+        expect(picker.locator("option")).to_have_text(
+            [
+                f"{m['name']} \u2014 order {m['order']}, {smoothing[m['smoothing']]}"
+                + (" (default)" if m["default"] else "")
+                for m in models
+            ]
+        )
+        expect(picker).to_have_value("civil-words")
+        expect(page.locator("#model-picker-hint")).to_contain_text(
+            "neural, order 2: the next symbol depends on the previous symbol"
+        )
+
+        # The served models side by side: the very figures of /models.
+        table = page.get_by_role("table").filter(has_text="Held-out NLL")
+        expect(table).to_be_visible()
+        expect(table.locator("thead th")).to_have_text(
+            ["Model", "Order", "Smoothing", "Training NLL", "Held-out NLL"]
+        )
+        rows = table.locator("tbody tr")
+        expect(rows).to_have_count(len(models))
+        for row, m in zip(rows.all(), models, strict=True):
+            expect(row.locator("th .model-name")).to_have_text(m["name"])
+            expect(row.locator("td.order")).to_have_text(str(m["order"]))
+            expect(row.locator("td.smoothing")).to_have_text(smoothing[m["smoothing"]])
+            expect(row.locator("td.training .nll-value")).to_have_text(f"{m['nll']:.4f}")
+            held = row.locator("td.heldout")
+            if m["holdout_nll"] is None:
+                expect(held).to_have_text("\u2014")
+            else:
+                expect(held.locator(".nll-value")).to_have_text(f"{m['holdout_nll']:.4f}")
+        tuned = next(m for m in models if m["name"] == "civil-words-tuned")
+        assert tuned["holdout_nll"] is not None and tuned["holdout_nll"] < 1.5
+        # The model the page shows is marked, and follows the picker.
+        current = table.locator('tbody tr[aria-current="true"]')
+        expect(current).to_have_attribute("data-model", "civil-words")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/model"):
+            picker.select_option("civil-words-tuned")
+        expect(current).to_have_attribute("data-model", "civil-words-tuned")
+        expect(page.locator("#model-picker-hint")).to_contain_text(
+            "counts, order 7: the next symbol depends on the last 6 symbols; 40 symbols"
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#models").screenshot(path=ARTIFACTS / "home-models.png")
+        h.assert_clean()
+    finally:
+        h.context.close()
+
+
+def test_order_7_model_has_no_heatmap_and_walks_in_the_next_panel(browser, orders_server):
+    """Picking the order-7 model: no /matrix or /prob asked (they answer 422 there), the
+    heatmap gives way to a word on why, and every other section asks the model."""
+    s = orders_server
+    h = Home(browser, s.url, viewport=DESKTOP).open()
+    try:
+        page = h.page
+        tuned = s.get("/model", params={"model": "civil-words-tuned"}).json()
+        assert tuned["order"] == 7
+        assert s.get("/matrix", params={"model": "civil-words-tuned"}).status_code == 422
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/model"):
+            page.get_by_label("Model", exact=True).select_option("civil-words-tuned")
+        expect(page.locator("#stat-version")).to_have_text(tuned["version"])
+        expect(page.locator("#bigram-view")).to_be_hidden()
+        expect(page.locator("#prob-result")).to_be_hidden()
+        note = page.locator("#not-bigram")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("\u201ccivil-words-tuned\u201d is a model of order 7")
+        expect(note).to_contain_text("depends on the last 6 symbols")
+        expect(note.get_by_role("link", name="What comes next")).to_have_attribute("href", "#next")
+        expect(page.get_by_role("heading", level=2, name="The model")).to_have_text(
+            "The model: P(next | last 6 symbols)"
+        )
+        # The numbers are the order-7 model's.
+        expect(page.locator("#stat-order")).to_have_text(
+            f"7: the next symbol depends on the last 6 symbols; {tuned['states']:,} states"
+        )
+        expect(page.locator("#stat-examples")).to_have_text(f"{tuned['examples']:,}")
+        expect(page.locator("#stat-examples-unit")).to_have_text("7-grams")
+        expect(page.locator("#stat-training")).to_have_text(
+            "counting model, order 7, Kneser\u2013Ney smoothing"
+        )
+        expect(page.locator("#stat-nll-heldout")).to_have_text(f"{tuned['holdout']['nll']:.4f}")
+
+        # What comes next conditions on the last 6 symbols ('.' padding the start)...
+        expect_next(h, s, "", "civil-words-tuned")
+        assert type_context(h, "mais") == 200
+        answer = expect_next(h, s, "mais", "civil-words-tuned")
+        assert answer["state"] == "..mais"
+        expect(page.locator("#next-state-hint")).to_have_text(
+            "(the last 6 symbols; \u201c.\u201d pads a word\u2019s start)"
+        )
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/next"):
+            page.locator("#next-bars button.next-bar").nth(1).click()
+        second = answer["next"][1]["symbol"]
+        expect_next(h, s, "mais" + second, "civil-words-tuned")
+        # ...or on fewer, when the training words never had that context.
+        assert type_context(h, "xzxzq") == 200
+        answer = expect_next(h, s, "xzxzq", "civil-words-tuned")
+        assert answer["state"] == "q"
+        expect(page.locator("#next-state-hint")).to_have_text(
+            "(backed off: the training words never have \u201c.xzxzq\u201d)"
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert type_context(h, "mais") == 200
+        expect_next(h, s, "mais", "civil-words-tuned")
+        page.locator("#next").screenshot(path=ARTIFACTS / "home-next.png")
+        page.screenshot(path=ARTIFACTS / "home-order-7.png", full_page=True)
+
+        # The score box: each symbol's context, up to 6 symbols.
+        page.get_by_role("textbox", name="Word").fill("maison")
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/score") as scored:
+            page.get_by_role("button", name="Score").click()
+        assert "model=civil-words-tuned" in scored.value.url
+        score = s.get("/score", params={"word": "maison", "model": "civil-words-tuned"}).json()
+        expect(page.locator("#score-logprob")).to_have_text(
+            f"{score['logprob']:.4f}".replace("-", "\u2212")
+        )
+        contexts = page.locator("#bigram-chart g.bar").evaluate_all(
+            "gs => gs.map(g => g.dataset.context)"
+        )
+        assert contexts == [b["context"] for b in score["bigrams"]]
+        assert contexts[-1] == "maison"
+        expect(page.locator("#bigram-caption")).to_contain_text("hover a bar for the context")
+
+        # Back to the bigram model: the heatmap again.
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/matrix"):
+            page.get_by_label("Model", exact=True).select_option("civil-words")
+        expect(page.locator("#bigram-view")).to_be_visible()
+        expect(page.locator("#not-bigram")).to_be_hidden()
+        expect(page.locator("#heatmap td[data-row]")).to_have_count(41 * 41)
+        expect(page.get_by_role("heading", level=2, name="The model")).to_have_text(
+            "The model: P(next | previous)"
+        )
+        expect(page.locator("#stat-examples-unit")).to_have_text("bigrams")
+        expect_next(h, s, "mais", "civil-words")  # picked, so asked by name
+
+        # Never a bigram view of the order-7 model: no 422, no console error.
+        asked = [urlsplit(u) for u in h.requests]
+        bigram_views = [
+            u.geturl()
+            for u in asked
+            if u.path in ("/matrix", "/prob") and "civil-words-tuned" in u.query
+        ]
+        assert bigram_views == []
+        h.assert_clean()
+    finally:
+        h.context.close()

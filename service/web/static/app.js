@@ -717,16 +717,17 @@ function drawNext(body, href) {
 function walk(bar) {
   nextRefocus = document.activeElement === bar;
   if (bar.dataset.symbol === ".") {
-    finishWord();
+    finishWord(Number(bar.dataset.prob));
     return;
   }
   nextInput.value = (nextShown?.context ?? nextInput.value) + bar.dataset.symbol;
   showNext();
 }
 
-function finishWord() {
+function finishWord(prob) {
   const word = nextShown?.context ?? nextInput.value;
   $("next-word").textContent = word === "" ? "(the empty word)" : word;
+  $("next-end-prob").textContent = `P(end | ${nextShown?.state ?? "\u2026"}) = ${fmtProb(prob)}`;
   $("next-bars").hidden = true;
   $("next-rest").hidden = true;
   $("next-done").hidden = false;
