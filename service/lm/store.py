@@ -497,6 +497,8 @@ def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict
         config = {"method": "neural", **config, "smoothing": None, "holdout": 0.0}
         config["split_seed"] = None
     keys = SPARSE_CONFIG_KEYS if sparse else CONFIG_KEYS
+    if not sparse and isinstance(config, dict) and config.get("order", 2) == 2:
+        config = {k: v for k, v in config.items() if k != "order"}  # order 2 may be stated
     if not (isinstance(config, dict) and set(config) == keys):
         raise ModelFileError(path, f"metadata 'config' is not {{{', '.join(sorted(keys))}}}")
     method = config["method"]
