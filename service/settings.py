@@ -1,6 +1,7 @@
 """Every setting of the service, read from the environment in one place.
 
-The README's configuration table lists the same names, defaults and meanings.
+The configuration table in docs/configuration.md lists the same names, defaults and meanings
+(tests/test_docs.py checks it against these fields).
 """
 
 from __future__ import annotations

@@ -541,6 +541,8 @@ def test_custom_model_overlay_mounts_a_volume_and_points_model_path_at_it(render
     [container] = pod_spec["containers"]
     model_path = env_of(container)["MODEL_PATH"]
     assert model_path.startswith("/models/") and model_path.endswith(".safetensors")
+    # The base's DEFAULT_MODEL names the image's own model; the overlay's must name its file.
+    assert env_of(container)["DEFAULT_MODEL"] == Path(model_path).stem
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     assert mounts["/models"]["readOnly"] is True

@@ -388,6 +388,8 @@ def _check_sparse(path: str, a: dict[str, np.ndarray], V: int) -> None:
         raise ModelFileError(path, "ngram_symbol holds a symbol index outside the alphabet")
     if (gn <= 0).any():
         raise ModelFileError(path, "ngram_count holds a count that is not positive")
+    if gn.sum(dtype=np.float64) >= 2.0**62:  # the int64 sums made from them must not wrap
+        raise ModelFileError(path, "ngram_count's total is too large (2**62 or more)")
     # '.' only as a leading run: a context is the padding then the word's beginning.
     letters = ctx > 0
     if (letters[:, :-1] & ~letters[:, 1:]).any():
@@ -511,7 +513,8 @@ def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict
             and MIN_ORDER <= order <= MAX_ORDER
             and (
                 smoothing == training_methods.KNESER_NEY
-                or (_is_number(smoothing) and smoothing > 0 and order <= MAX_ADD_K_ORDER)
+                # add-k at order 2 is format 2's (W and counts), not sparse counts
+                or (_is_number(smoothing) and smoothing > 0 and 2 < order <= MAX_ADD_K_ORDER)
             )
         )
     elif method == "neural":
