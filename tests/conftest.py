@@ -20,9 +20,11 @@ LEGACY_MODEL = ROOT / "tests" / "data" / "civil-words-v1.safetensors"
 
 def neural_config(**changes) -> dict:
     """A model file's `config` for the neural method with the notebook's settings, and
-    `changes`."""
+    `changes`, as a loaded file and `/model` give it: with its order, 2 (which a file of
+    format 1 or 2 does not store: it is added on load)."""
     config = {
         "method": "neural",
+        "order": 2,
         "steps": 600,
         "lr": 50.0,
         "reg": 0.01,

@@ -14,14 +14,39 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from service.lm.lm import LanguageModel
+from service.lm.sampling import Sampler
 from tests import notebook_reference as nb
 
 NOTEBOOK_SEED = "manual_seed(2147483647)"
 NOTEBOOK_COUNT = "for i in range(5):"
 COUNTING_K = "P = (N + 1).float()"
 COUNTING_LOOP = "g = torch.Generator()"  # where the counting cell's sampling starts
+
+
+def table_lm(P, alphabet, logP=None, counts=None) -> LanguageModel:
+    """The bigram model of a table `P` (V, V) float32 (torch or numpy), the rows the reference
+    loop `torch.multinomial(P[ix], 1)` draws from. `logP` (the float64 logs that scores and
+    conditioning use) defaults to the logs of P, `counts` to zeros."""
+    P = P.numpy() if isinstance(P, torch.Tensor) else np.asarray(P)
+    if logP is None:
+        with np.errstate(divide="ignore"):
+            logP = np.log(P.astype(np.float64))
+    elif isinstance(logP, torch.Tensor):
+        logP = logP.numpy()
+    if counts is None:
+        counts = np.zeros(P.shape, dtype=np.int64)
+    elif isinstance(counts, torch.Tensor):
+        counts = counts.numpy()
+    return LanguageModel.bigram(P, logP, alphabet, counts)
+
+
+def table_sampler(P, alphabet, logP=None, counts=None) -> Sampler:
+    """The sampler of a bigram table (`table_lm`): the reference loop's words."""
+    return Sampler(table_lm(P, alphabet, logP, counts))
 
 
 @dataclass

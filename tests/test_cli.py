@@ -158,12 +158,13 @@ def test_train_reports_a_chaotic_descent_on_a_large_list(tmp_path):
 
 def test_sample_with_constraints_gives_the_services_words():
     from service.lm.constrained import ConstrainedSampler, Constraints
-    from service.lm.model import Sampler, probabilities
+    from service.lm.model import probabilities
     from tests.conftest import SHIPPED_MODEL
+    from tests.reference import table_sampler
 
     m = load_model(SHIPPED_MODEL)
     P, logP = probabilities(m.W, m.counts)
-    local = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
+    local = ConstrainedSampler(table_sampler(P, m.alphabet, logP, m.counts), m.words)
     args = ["--prefix", "mor", "--min-len", "5", "--max-len", "8", "--novel", "--unique"]
     args += ["--temperature", "0.8", "--top-k", "12"]
     out = cli("sample", "--model", str(SHIPPED_MODEL), "-n", "40", "--seed", "5", *args, check=True)
@@ -261,6 +262,8 @@ def test_score_prints_a_line_per_word_and_json_as_the_api():
     assert obj["logprob"] == pytest.approx(logprob("été"), abs=1e-12)
     assert obj["perplexity"] == pytest.approx(math.exp(-logprob("été") / 4))
     assert [b["bigram"] for b in obj["bigrams"]] == [".é", "ét", "té", "é."]
+    assert [b["context"] for b in obj["bigrams"]] == [".", "é", "t", "é"]
+    assert [list(b) for b in obj["bigrams"]] == [["bigram", "context", "logprob"]] * 4
 
 
 def test_score_reads_standard_input_and_names_bad_words():

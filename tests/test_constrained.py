@@ -29,10 +29,10 @@ from service.lm.constrained import (
     ImprobableConstraints,
     NoWordList,
 )
-from service.lm.model import Sampler, probabilities
-from service.lm.store import load_model
+from service.lm.model import probabilities
+from service.lm.ready import open_model
 from tests.conftest import LEGACY_MODEL, SHIPPED_MODEL, generated_word_lists
-from tests.reference import notebook_on
+from tests.reference import notebook_on, table_sampler
 
 SEED = 2147483647
 
@@ -50,17 +50,27 @@ def made_up(letters: str, seed: int, scale: float = 1.0, words=(), end: float | 
     return W, alphabet, P, logP, sorted(set(words))
 
 
-def sampler_for(letters, seed, scale=1.0, words=(), end=None, max_word_len=256, budget=None):
+def sampler_for(
+    letters, seed, scale=1.0, words=(), end=None, max_word_len=256, budget=None, log_rows=None
+):
+    """The constrained sampler of `made_up`'s model; `log_rows(logP)` changes its float64
+    log-probabilities in place before the model is built (the model's tables are read-only),
+    the reference loop's table P staying as it is."""
     _W, alphabet, P, logP, words = made_up(letters, seed, scale, words, end)
+    if log_rows is not None:
+        logP = logP.copy()
+        log_rows(logP)
     kwargs = {} if budget is None else {"rejection_budget": budget}
-    return ConstrainedSampler(Sampler(P, alphabet), logP, words, max_word_len, **kwargs)
+    counts = np.ones(logP.shape, dtype=np.int64)
+    return ConstrainedSampler(
+        table_sampler(P, alphabet, logP, counts), words, max_word_len, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    m = load_model(SHIPPED_MODEL)
-    P, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
-    return m, ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
+    m = open_model(SHIPPED_MODEL)
+    return m.file, m.constrained
 
 
 # --- the notebook's words -------------------------------------------------------------------
@@ -188,10 +198,11 @@ def test_constrained_words_follow_the_conditional_distribution(name, letters, c)
 
 def test_temperature_and_top_k_rows():
     """softmax(logP / T) kept to the k most probable (ties to the lower index), renormalised."""
-    cs = sampler_for("abcd", 1)
-    # A row with a tie: symbols 1 and 3 equally likely, 2 in between.
-    cs.logP[2] = np.log(np.array([0.1, 0.3, 0.2, 0.3, 0.1]))
-    cs._order = np.argsort(-cs.logP, axis=1, kind="stable")
+
+    def tie(logP):  # a row with a tie: symbols 1 and 3 equally likely, 2 in between
+        logP[2] = np.log(np.array([0.1, 0.3, 0.2, 0.3, 0.1]))
+
+    cs = sampler_for("abcd", 1, log_rows=tie)
     q = np.exp(cs.log_q(0.5, 2)[2])
     assert np.allclose(q, [0, 0.5, 0, 0.5, 0])
     q = np.exp(cs.log_q(1.0, 3)[2])
@@ -269,23 +280,28 @@ def test_every_allowed_word_a_training_word_is_impossible_with_novel():
 def test_improbable_constraints_run_out_of_budget():
     """Possible but improbable: a tiny budget runs out, and the error says what was found."""
     words = ["aa", "ab", "ba"]  # every word of two letters but "bb"
-    cs = sampler_for("ab", 5, words=words, budget=200)
-    cs.logP[:, 2] = -30.0  # "b" after anything: e^-30 (the rows need not sum to 1 here)
+
+    def rare_b(logP):  # "b" after anything: e^-30 (the rows need not sum to 1 here)
+        logP[:, 2] = -30.0
+
+    cs = sampler_for("ab", 5, words=words, budget=200, log_rows=rare_b)
     c = Constraints(min_len=2, max_len=2, novel=True)
     with pytest.raises(ImprobableConstraints) as e:
         cs.sample(20, 1, c)
     assert e.value.parameters == ("novel", "min_len", "max_len")
     assert e.value.found == 0 and "found 0 of 20 words" in e.value.reason
     # Improbable, not impossible: less improbable, and a larger budget, and it is found.
-    cs = sampler_for("ab", 5, words=words, budget=10**5)
-    cs.logP[:, 2] = -4.0
+
+    def less_rare_b(logP):
+        logP[:, 2] = -4.0
+
+    cs = sampler_for("ab", 5, words=words, budget=10**5, log_rows=less_rare_b)
     assert cs.sample(20, 1, c).words == ["bb"] * 20
 
 
 def test_novel_needs_a_word_list():
-    m = load_model(LEGACY_MODEL)
-    P, logP = probabilities(m.W, m.counts)
-    cs = ConstrainedSampler(Sampler(P, m.alphabet), logP, m.words)
+    cs = open_model(LEGACY_MODEL).constrained
+    assert cs.training is None
     with pytest.raises(NoWordList):
         cs.sample(1, 1, Constraints(novel=True))
     assert len(cs.sample(3, 1, Constraints(unique=True, prefix="a")).words) == 3

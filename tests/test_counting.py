@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.lm.model import Sampler, counts_table, probabilities, probability_table
+from service.lm.methods import AddK
+from service.lm.model import counts_table, probabilities, probability_table
+from service.lm.ready import open_model
 from service.lm.store import load_model
-from service.lm.train import Recipe, train_to_file
+from service.lm.train import Split, train_to_file
 from tests.conftest import generated_word_lists
-from tests.reference import run_counting
+from tests.reference import run_counting, table_sampler
 
 LISTS = ["civil", *generated_word_lists()]
 SEEDS = [0, 1, 42, 2147483647, 2**63 - 1]
@@ -29,7 +32,7 @@ def trained(word_lists, tmp_path_factory):
     def get(name, K):
         if (name, K) not in cache:
             path = tmp_path_factory.mktemp("counts") / f"{name}.safetensors"
-            train_to_file(word_lists[name], path, recipe=Recipe(method="counts", smoothing=K))
+            train_to_file(word_lists[name], path, AddK(K))
             cache[name, K] = (load_model(path), run_counting(word_lists[name], K))
         return cache[name, K]
 
@@ -49,10 +52,16 @@ def test_table_is_the_counting_loops(trained, name, K):
     P, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
     assert P.dtype == torch.float32 and torch.equal(P, ref.P)  # bit for bit
     assert logP == pytest.approx(torch.log(ref.P.double()).numpy(), abs=1e-6)
+    # The ready model (what the CLI and the server use) holds these very tables.
+    lm = open_model(m.path).lm
+    assert lm.order == 2 and lm.alphabet == m.alphabet
+    assert lm.P.dtype == np.float32 and np.array_equal(lm.P, ref.P.numpy())
+    assert np.array_equal(lm.logP, logP) and np.array_equal(lm.counts, ref.N.numpy())
     # The file describes itself: W = log P, and no neural setting.
     assert torch.equal(m.W, torch.log(ref.P))
     assert m.config == {
         "method": "counts",
+        "order": 2,
         "steps": None,
         "lr": None,
         "reg": None,
@@ -72,8 +81,7 @@ def test_table_is_the_counting_loops(trained, name, K):
 @pytest.mark.parametrize(("name", "K"), CASES)
 def test_words_are_the_counting_loops(trained, name, K):
     m, ref = trained(name, K)
-    P, _ = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
-    sampler = Sampler(P, m.alphabet)
+    sampler = open_model(m.path).sampler
     for seed in SEEDS:
         assert sampler.sample(40, seed) == ref.sample(40, seed), seed
 
@@ -82,7 +90,7 @@ def test_the_comparison_catches_a_wrong_table(trained):
     """The checks above can fail: a wrong K changes the words, and the network's softmax of the
     stored W = log P (the table a counts model would get through the neural path) is not P."""
     m, ref = trained("civil", 1)
-    wrong_K = Sampler(counts_table(m.counts, 2), m.alphabet)
+    wrong_K = table_sampler(counts_table(m.counts, 2), m.alphabet)
     assert wrong_K.sample(40, 42) != ref.sample(40, 42)
     assert not torch.equal(probability_table(m.W), ref.P)
 
@@ -123,8 +131,7 @@ def test_the_server_answers_with_the_counting_table(trained, word_lists, tmp_pat
     from tests.server import start_server
 
     path = tmp_path / "counts-holdout.safetensors"
-    recipe = Recipe(method="counts", smoothing=1, holdout=0.1, split_seed=7)
-    r = train_to_file(word_lists["civil"], path, recipe=recipe)
+    r = train_to_file(word_lists["civil"], path, AddK(1), split=Split(0.1, 7))
     m = load_model(path)
     P, _ = probabilities(m.W, m.counts, "counts", 1)
     server = start_server(path, workers=2)
@@ -134,7 +141,7 @@ def test_the_server_answers_with_the_counting_table(trained, word_lists, tmp_pat
             i, j = m.alphabet.index(bigram[0]), m.alphabet.index(bigram[1])
             assert body["prob"] == P[i, j].item()  # exact: the float32 table itself
             assert body["logprob"] == pytest.approx(math.log(P[i, j].item()), abs=1e-12)
-        words = Sampler(P, m.alphabet).sample(300, 5)
+        words = table_sampler(P, m.alphabet).sample(300, 5)
         assert server.get("/sample?n=300&seed=5").json()["words"] == words
         info = server.get("/model").json()
         assert info["config"]["method"] == "counts" and info["config"]["smoothing"] == 1
@@ -157,7 +164,7 @@ def test_a_held_out_nll_of_nothing_is_null(tmp_path):
     words = tmp_path / "w.txt"
     words.write_text("ab\nba\naab\n", encoding="utf-8")
     path = tmp_path / "m.safetensors"
-    train_to_file(words, path, recipe=Recipe(method="counts", holdout=0.1))
+    train_to_file(words, path, AddK(), split=Split(0.1))
     client = create_app(Settings(model_path=path)).test_client()
     nothing = {"nll": None, "examples": 0, "words": 0, "skipped": 0}
     assert client.get("/loss").get_json()["holdout"] == nothing

@@ -8,7 +8,7 @@ import torch
 
 from service.lm.corpus import read_words
 from service.lm.store import load_model
-from service.lm.train import Recipe, train_to_file
+from service.lm.train import Split, train_to_file
 from tests.reference import run_counting, run_notebook
 from tests.test_cli import cli
 
@@ -71,7 +71,7 @@ def test_k_is_pythons_round(tmp_path, F, k):
     """5 words: 2.5 -> 2 and 0.5 -> 0 (a half goes to the even neighbour), 1.5 -> 2, 4.5 -> 4."""
     words = ["a", "b", "ab", "ba", "aab"]
     out = tmp_path / "m.safetensors"
-    train_to_file(write(tmp_path / "w.txt", words), out, recipe=Recipe(holdout=F, split_seed=3))
+    train_to_file(write(tmp_path / "w.txt", words), out, split=Split(F, 3))
     m = load_model(out)
     h = m.metadata["holdout"]
     assert h["words"] + h["skipped"] == k
@@ -85,7 +85,7 @@ def test_a_held_out_symbol_is_skipped(tmp_path):
     S = next(s for s in range(100) if 3 in torch.randperm(5, generator=torch.Generator()
              .manual_seed(s))[:2].tolist())  # fmt: skip
     out = tmp_path / "m.safetensors"
-    train_to_file(write(tmp_path / "w.txt", words), out, recipe=Recipe(holdout=0.4, split_seed=S))
+    train_to_file(write(tmp_path / "w.txt", words), out, split=Split(0.4, S))
     m = load_model(out)
     assert "z" not in m.alphabet and "zz" in m.heldout
     assert m.metadata["holdout"]["skipped"] == 1 and m.metadata["holdout"]["words"] == 1
@@ -95,7 +95,7 @@ def test_repeated_words_count_each_time(tmp_path):
     """A word held out at two positions counts twice, as in the notebook's list."""
     words = ["ab", "ab", "ab", "ba", "ab", "ab"]
     out = tmp_path / "m.safetensors"
-    train_to_file(write(tmp_path / "w.txt", words), out, recipe=Recipe(holdout=0.5, split_seed=1))
+    train_to_file(write(tmp_path / "w.txt", words), out, split=Split(0.5, 1))
     train_words, held_words = spec_split(words, 0.5, 1)
     m = load_model(out)
     assert m.metadata["holdout"]["words"] == len(held_words) == 3
@@ -104,10 +104,10 @@ def test_repeated_words_count_each_time(tmp_path):
 
 
 def test_a_file_and_the_same_list_in_memory_give_the_same_model(word_lists, tmp_path):
-    recipe = Recipe(holdout=0.2, split_seed=4)
-    a = train_to_file(word_lists["greek-cyrillic"], tmp_path / "a.safetensors", recipe=recipe)
+    split = Split(holdout=0.2, split_seed=4)
+    a = train_to_file(word_lists["greek-cyrillic"], tmp_path / "a.safetensors", split=split)
     words = read_words(word_lists["greek-cyrillic"])
-    b = train_to_file(words, tmp_path / "b.safetensors", recipe=recipe)
+    b = train_to_file(words, tmp_path / "b.safetensors", split=split)
     assert a.version == b.version and a.holdout == b.holdout
 
 

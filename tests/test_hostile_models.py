@@ -26,6 +26,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from service.lm.methods import Neural
 from service.lm.model import TrainConfig
 from service.lm.store import load_model
 from service.lm.train import train_to_file
@@ -192,7 +193,7 @@ BAD_SETTINGS = [
 def good(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("good") / "good.safetensors"
     words = ["maison", "loi", "code", "civil", "article", "juge", "époux", "bien"]
-    train_to_file(word_list(words), path, TrainConfig(steps=20))
+    train_to_file(word_list(words), path, Neural(TrainConfig(steps=20)))
     return path
 
 

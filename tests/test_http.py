@@ -85,6 +85,9 @@ def test_model_metadata(server, shipped):
     body = server.get("/model").json()
     assert body["version"] == shipped.version
     assert body["alphabet"] == list(shipped.alphabet) and body["shape"] == [41, 41]
+    # The notebook's bigram: one state per symbol, every one a seen context; no discounts.
+    assert body["order"] == 2 and body["smoothing"] == "neural"
+    assert body["states"] == body["contexts"] == 41 and body["discounts"] is None
     assert body["config"] == neural_config()
     assert body["corpus"]["sha256"] == shipped.metadata["corpus_sha256"]
     assert round(body["loss"]["first"], 4) == 4.2714 and round(body["loss"]["last"], 4) == 2.3817

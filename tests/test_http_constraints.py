@@ -16,10 +16,10 @@ import requests
 import torch
 
 from service.lm.constrained import ConstrainedSampler, Constraints
-from service.lm.model import Sampler, probabilities
+from service.lm.model import probabilities
 from service.lm.store import load_model
 from tests.conftest import CORPUS, LEGACY_MODEL, SHIPPED_MODEL
-from tests.reference import notebook_on
+from tests.reference import notebook_on, table_sampler
 from tests.server import start_server
 
 pytestmark = pytest.mark.server
@@ -35,7 +35,9 @@ def shipped():
 def local(shipped):
     """The same model in process, with the server's default settings."""
     P, logP = probabilities(shipped.W, shipped.counts)
-    return ConstrainedSampler(Sampler(P, shipped.alphabet), logP, shipped.words)
+    return ConstrainedSampler(
+        table_sampler(P, shipped.alphabet, logP, shipped.counts), shipped.words
+    )
 
 
 def sample(server, **params) -> dict:
@@ -153,7 +155,7 @@ def test_score_error_names_word_symbol_and_position(server):
 
 
 def worst_first_letter(local) -> str:
-    order = torch.argsort(torch.from_numpy(local.logP[0]), descending=True, stable=True)
+    order = torch.argsort(torch.from_numpy(local.logP[0].copy()), descending=True, stable=True)
     return local.alphabet[int(order[-1])]
 
 
@@ -221,7 +223,11 @@ def expected_score(shipped, word: str) -> dict:
     rows = torch.log_softmax(shipped.W.double(), 1)
     ix = [0, *(shipped.alphabet.index(c) for c in word), 0]
     bigrams = [
-        {"bigram": shipped.alphabet[a] + shipped.alphabet[b], "logprob": rows[a, b].item()}
+        {
+            "bigram": shipped.alphabet[a] + shipped.alphabet[b],
+            "context": shipped.alphabet[a],  # a bigram model conditions on the last symbol
+            "logprob": rows[a, b].item(),
+        }
         for a, b in itertools.pairwise(ix)
     ]
     logprob = sum(b["logprob"] for b in bigrams)
@@ -243,7 +249,9 @@ def same_score(got: dict, expected: dict) -> None:
         assert got[key] == expected[key]
     for key in ("logprob", "nll_per_symbol", "perplexity"):
         assert got[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12)
+    assert [b.keys() for b in got["bigrams"]] == [b.keys() for b in expected["bigrams"]]
     assert [b["bigram"] for b in got["bigrams"]] == [b["bigram"] for b in expected["bigrams"]]
+    assert [b["context"] for b in got["bigrams"]] == [b["context"] for b in expected["bigrams"]]
     assert [b["logprob"] for b in got["bigrams"]] == pytest.approx(
         [b["logprob"] for b in expected["bigrams"]], abs=1e-12
     )

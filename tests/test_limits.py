@@ -14,11 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from service.lm.corpus import WordList
-from service.lm.model import Sampler, TrainConfig, probability_table
+from service.lm.methods import Neural
+from service.lm.model import TrainConfig, probability_table
+from service.lm.ready import open_model
 from service.lm.store import load_model, save_model
 from service.lm.train import train_to_file
 from service.settings import Settings
@@ -47,7 +50,7 @@ def word_list(words: list[str]) -> WordList:
 def write_model(path: Path, letters: str, p_end: float) -> Path:
     """A valid model file over `letters` where every letter is equally likely to follow any
     symbol, and the end marker '.' has probability `p_end` (0: a word never ends by itself)."""
-    train_to_file(word_list([letters, letters[::-1]]), path, TrainConfig(steps=0))
+    train_to_file(word_list([letters, letters[::-1]]), path, Neural(TrainConfig(steps=0)))
     m = load_model(path)
     V = len(m.alphabet)
     W = torch.zeros((V, V))
@@ -227,8 +230,9 @@ def test_gunicorn_refuses_oversized_requests_and_keeps_serving(server, name, req
 def test_one_request_draws_a_bounded_amount_of_randomness(models, monkeypatch, model):
     """Sampling sizes its random draws from the model's mean word length; a model whose words
     (almost) never end must not make one request allocate more than a bounded buffer."""
-    m = load_model(models[model])
-    sampler = Sampler(probability_table(m.W), m.alphabet)
+    m = open_model(models[model])
+    sampler = m.sampler  # the served model's reference loop, on the file's own table
+    assert np.array_equal(sampler.lm.P, probability_table(m.file.W).numpy())
     real_empty = torch.empty
     asked: list[int] = []
 
@@ -246,6 +250,7 @@ def test_one_request_draws_a_bounded_amount_of_randomness(models, monkeypatch, m
     monkeypatch.setattr(torch, "empty", guarded_empty)
     words = sampler.sample(MAX_N, 7, MAX_WORD_LEN)
     assert len(words) == MAX_N and max(map(len, words)) <= MAX_WORD_LEN
+    assert asked, "the draws were not made through torch.empty: this guard saw nothing"
     assert max(asked, default=0) <= MAX_DRAW_VALUES  # (a buffer kept from before: none)
 
 

