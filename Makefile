@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 # settings in deploy/image/containers.conf (runc, open-file limits), given here, not in /etc.
 export CONTAINERS_CONF ?= $(CURDIR)/deploy/image/containers.conf
 
-.PHONY: install serve test model lint fmt bench bench-smoke browser-deps image-deps image \
+.PHONY: install serve test test-fast model lint fmt bench bench-smoke browser-deps image-deps image \
 	image-test clean
 
 $(STAMP): pyproject.toml
@@ -32,6 +32,11 @@ serve: $(STAMP)
 # Prometheus's (tests/test_prometheus.py) included.
 test: $(STAMP) browser-deps image-deps
 	$(BIN)/python -m pytest
+
+# The fast tier: what runs in the test process alone, no server, browser, image or other process
+# (tests/conftest.py says which are `slow`); under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not server and not slow"
 
 # Debian's Chromium for the browser test (Playwright's own browser download cannot work here).
 browser-deps:

@@ -57,6 +57,37 @@ def generated_word_lists() -> dict[str, list[str]]:
     }
 
 
+# The fast tier (`make test-fast`) is every test that runs in the test process alone. Those that
+# start real servers are marked `server` in their modules; these start other processes (the CLI,
+# promtool, kubectl, podman, the benchmarks) or run the notebook's own training loop, and are
+# marked `slow` here, whole modules or the tests that use the CLI's fixtures.
+SLOW_MODULES = {
+    "test_bench",
+    "test_cli",
+    "test_deploy",
+    "test_faults",
+    "test_fuzz",
+    "test_holdout",
+    "test_hostile_models",
+    "test_image",
+    "test_limits",
+    "test_load",
+    "test_measure",
+    "test_model",
+    "test_model_store",
+    "test_monitoring",
+    "test_prometheus",
+}
+SLOW_FIXTURES = {"cli_runs"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def corpus_path() -> Path:
     assert CORPUS.is_file(), f"the shared corpus is missing: {CORPUS}"

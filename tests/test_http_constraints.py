@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -384,18 +383,15 @@ def test_openapi_document_describes_every_parameter(server):
 def test_the_most_expensive_constrained_request_is_bounded(server):
     """Words of one or two letters, new and distinct, a thousand of them: the distinct new ones
     exist (so not impossible), but the likely ones repeat, and each repeat is rejected. The
-    rejection budget ends it with a 422, within a bounded time, and the workers live on."""
-    from tests.test_limits import EXPENSIVE_SECONDS
-
+    rejection budget ends it with a 422 and the workers live on (a request still running at
+    gunicorn's TIMEOUT would have its worker killed and replaced; how long it takes is the
+    benchmark's to say, not a test's)."""
     workers = server.worker_pids()
     params = {"n": 1000, "min_len": 1, "max_len": 2, "novel": "true", "unique": "true"}
-    start = time.perf_counter()
     r = server.get("/sample", params={**params, "seed": 1})
-    seconds = time.perf_counter() - start
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["type"] == "urn:civil-words:problem:improbable-constraints"
     assert 0 < body["found"] < 1000
-    assert seconds < EXPENSIVE_SECONDS
     assert server.worker_pids() == workers
-    print(f"\nmost expensive constrained request: {seconds:.2f} s, found {body['found']} of 1000")
+    print(f"\nmost expensive constrained request: found {body['found']} of 1000")

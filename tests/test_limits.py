@@ -34,7 +34,6 @@ TIMEOUT = Settings().timeout
 # Generous sanity bounds for the most expensive request (measured here: 0.1-0.2 s, and a worker
 # peak of 3-60 MiB over its idle size with two such requests at once); they catch an
 # order-of-magnitude regression, they are not a benchmark.
-EXPENSIVE_SECONDS = TIMEOUT / 3
 EXPENSIVE_PEAK_MIB = 128
 # The random draws of one request, held at once: a request must never ask for more than this,
 # whatever the model (64 MiB of float32).
@@ -255,8 +254,9 @@ def test_one_request_draws_a_bounded_amount_of_randomness(models, monkeypatch, m
 
 
 def test_most_expensive_request_is_bounded_in_time_and_memory(endless_server):
-    """n = MAX_N words that all run to MAX_WORD_LEN: MAX_N x MAX_WORD_LEN draws. Measured on
-    every worker at once (2 workers x 2 threads), well within gunicorn's TIMEOUT."""
+    """n = MAX_N words that all run to MAX_WORD_LEN: MAX_N x MAX_WORD_LEN draws, on every worker
+    at once (2 workers x 2 threads): all answered, no worker killed by gunicorn's TIMEOUT, and
+    the memory bounded. The times are printed, not asserted (the benchmark's figures)."""
     s = endless_server
     for _ in range(4):  # warm up both workers: first requests fault pages in
         assert s.get("/sample?n=1").status_code == 200
@@ -276,10 +276,9 @@ def test_most_expensive_request_is_bounded_in_time_and_memory(endless_server):
         results = list(pool.map(expensive, range(1, 5)))
     t_four = time.perf_counter() - t0
 
-    for seconds, status, words in [single, *results]:
+    for _seconds, status, words in [single, *results]:
         assert status == 200
         assert len(words) == MAX_N and {len(w) for w in words} == {MAX_WORD_LEN}
-        assert seconds < EXPENSIVE_SECONDS
     assert s.worker_pids() == workers  # no worker was killed or restarted
     growth_mib = max(peak_rss_kib(pid) - before[pid] for pid in workers) / 1024
     print(

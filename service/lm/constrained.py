@@ -336,7 +336,9 @@ class ConstrainedSampler:
 
     def log_q(self, temperature: float, top_k: int) -> np.ndarray:
         """(S, V): log next-symbol probabilities, softmax(logP / T) kept to the top k and
-        renormalised."""
+        renormalised; the model's own logP (shared, not copied) at T = 1 with every symbol."""
+        if temperature == 1.0 and top_k >= self.V:
+            return self.logP
         Z = np.where(self.support(top_k), self.logP / temperature, -np.inf)
         return Z - _logsumexp(Z)[:, None]
 

@@ -45,7 +45,7 @@ from service.lm.corpus import EOS, Chunk, WordListError, word_of_pairs
 from service.lm.lm import LanguageModel
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
-REDUCE_ROWS = 1 << 21  # chunk grams gathered before they are merged into the table
+REDUCE_ROWS = 1 << 18  # chunk grams gathered before they are merged into the table
 
 
 def max_symbols(order: int) -> int:

@@ -248,23 +248,23 @@ class Sampler:
             out, cuts, state, length = self._block(E, state, length, cut_at)
             # Each end (a drawn `.`, or a cut after a symbol) closes a word.
             points = self._points[out]
-            cut_rows = np.flatnonzero(cuts)
-            if len(cut_rows):
-                points = np.insert(points, cut_rows + 1, ord("\n"))
+            cut = cuts.any()
+            if cut:
+                points = np.insert(points, np.flatnonzero(cuts) + 1, ord("\n"))
             pieces = points.tobytes().decode("utf-32-le").split("\n")
             pieces[0] = partial + pieces[0]
-            ends = np.flatnonzero((out == 0) | (cuts == 1))
+            partial = pieces[-1]
+            found = pieces[:-1]
+            if accept is None:
+                words += found[: n - len(words)]
+                continue
+            ends = np.flatnonzero((out == 0) | (cuts == 1) if cut else out == 0)
             costs = np.diff(ends, prepend=-1)  # rows each word drew
             if len(costs):
                 costs[0] += partial_rows
                 partial_rows = len(out) - 1 - int(ends[-1])
             else:
                 partial_rows += len(out)
-            partial = pieces[-1]
-            found = pieces[:-1]
-            if accept is None:
-                words += found[: n - len(words)]
-                continue
             spent = _filter(found, costs.tolist(), words, n, accept, budget, rejected, spent)
         return words, rejected
 
