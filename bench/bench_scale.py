@@ -7,7 +7,12 @@
    path (`read_words` holds every word, `encode` every example, then the same descent), which
    is what `train` did before it streamed. The model is checked: its counts are exactly 1,415
    times the corpus's, and its W is the corpus model's (within 1e-4).
-2. `civil-words train --method counts` against the neural method and `import torch` alone, on
+2. The same list trained at order 5 with Kneser–Ney (`--method counts --order 5 --smoothing
+   kneser-ney`, issue 16: at most 1 GB and 120 s), against the same command on the corpus
+   alone (its cost without the 10 million words: what streaming must keep it near). The model
+   is checked: the same contexts and n-grams as the corpus model's, each count exactly 1,415
+   times the corpus's.
+3. `civil-words train --method counts` against the neural method and `import torch` alone, on
    the shared corpus, whole process, interleaved.
 
 --smoke: the corpus 15 times (about 100,000 words), one round; timings not judged.
@@ -15,15 +20,26 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/...`
 
-from bench.common import CORPUS, ExactnessError, Result, Target, exact_main, median, seconds
+import torch
+
+from bench.common import (
+    CORPUS,
+    ExactnessError,
+    Result,
+    Target,
+    civil_words,
+    exact_main,
+    median,
+    run_measured,
+    seconds,
+)
+from bench.servers import order5_command, order5_model
 from service.lm.store import load_model
 
 REPEATS = 1415  # x 7,072 words = 10,006,880 words
@@ -31,6 +47,8 @@ SMOKE_REPEATS = 15
 PEAK_RSS = Target(500, 250, higher=False, unit=" MB")
 WALL = Target(60, 15, higher=False, unit=" s")
 COUNTS_AIM = 0.3  # s over `import torch` alone
+ORDER5_RSS = Target(1000, 1000, higher=False, unit=" MB")  # issue 16: <= 1 GB
+ORDER5_WALL = Target(120, 120, higher=False, unit=" s")  # issue 16: <= 120 s
 
 # What `train` did before streaming: the whole list, then every example, in memory.
 IN_MEMORY = """
@@ -42,36 +60,6 @@ alphabet = build_alphabet(words)
 xs, ys = encode(words, alphabet)
 train(count_bigrams(xs, ys, len(alphabet)))
 """
-
-
-# Runs a command and reports its wall time and peak RSS. A small process of its own: on Linux a
-# child's ru_maxrss starts from the RSS of the process that forked it, so the benchmark (large
-# after the others) cannot fork the measured command itself.
-MEASURE = """
-import os, subprocess, sys, time
-start = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
-"""
-
-
-def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Run a command to its end: (wall seconds, peak RSS in MB of that process)."""
-    r = subprocess.run(
-        [sys.executable, "-c", MEASURE, *cmd], cwd=cwd, capture_output=True, text=True
-    )
-    try:
-        wall, rss_kb, code = r.stdout.split()
-    except ValueError:
-        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr[-2000:]}") from None
-    if int(code) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {r.stderr[-2000:]}")
-    return float(wall), int(rss_kb) / 1024  # ru_maxrss is in kB on Linux
-
-
-def civil_words() -> str:
-    return shutil.which("civil-words", path=str(Path(sys.executable).parent)) or "civil-words"
 
 
 def large_list(smoke: bool) -> list[Result]:
@@ -92,15 +80,26 @@ def large_list(smoke: bool) -> list[Result]:
         )
         run_measured([*base, str(CORPUS), "--out", str(d / "one.st")])
         big_model, one = load_model(d / "big.st"), load_model(d / "one.st")
+        big5_wall, big5_rss = run_measured(order5_command(big, d / "big5.st"))
+        corpus5 = order5_model()  # the same command on the corpus (also served: bench/servers)
+        big5, one5 = load_model(d / "big5.st"), load_model(corpus5.path)
     dW = (big_model.W - one.W).abs().max().item()
     if not (big_model.counts == repeats * one.counts).all() or dW > 1e-4:
         raise ExactnessError(
             f"10M-word training: counts not {repeats} x the corpus's, or |dW| {dW}"
         )
+    check_scaled(big5, one5, repeats)
+    mb = repeats * len(data) / 1e6
     note = (
-        f"{words:,} words ({repeats} x the corpus, {repeats * len(data) / 1e6:.0f} MB); "
+        f"{words:,} words ({repeats} x the corpus, {mb:.0f} MB); "
         f"baseline: the whole list and its examples in memory, then the same descent; "
         f"W within {dW:.0e} of the corpus model's, counts exactly {repeats} x"
+    )
+    note5 = (
+        f"`train --method counts --order 5 --smoothing kneser-ney` on the same {words:,} words "
+        f"({mb:.0f} MB); baseline: the same command on the corpus alone ({corpus5.rss:.0f} MB, "
+        f"{seconds(corpus5.wall)}); the same {one5.tensors['ngram_count'].numel():,} n-grams, "
+        f"each count exactly {repeats} x the corpus's"
     )
     return [
         Result(
@@ -120,7 +119,38 @@ def large_list(smoke: bool) -> list[Result]:
             WALL,
             judged=not smoke,
         ),
+        Result(
+            f"train order 5 (KN) {words / 1e6:.1f}M words, peak RSS",
+            f"{big5_rss:.0f} MB",
+            f"corpus alone: {corpus5.rss:.0f} MB",
+            big5_rss,
+            ORDER5_RSS,
+            judged=not smoke,
+            note=note5,
+        ),
+        Result(
+            f"train order 5 (KN) {words / 1e6:.1f}M words, wall",
+            seconds(big5_wall),
+            f"corpus alone: {seconds(corpus5.wall)}",
+            big5_wall,
+            ORDER5_WALL,
+            judged=not smoke,
+        ),
     ]
+
+
+def check_scaled(big, one, repeats: int) -> None:
+    """The order-N model of the list repeated `repeats` times against the corpus's: the same
+    tensors (contexts, n-grams, words), every n-gram count exactly `repeats` times."""
+    if big.order != one.order or set(big.tensors) != set(one.tensors) or big.words != one.words:
+        raise ExactnessError(f"order-{big.order} training on the repeated list: other tensors")
+    for name, a in big.tensors.items():
+        b = one.tensors[name] * (repeats if name == "ngram_count" else 1)
+        if a.shape != b.shape or not torch.equal(a, b):
+            raise ExactnessError(
+                f"order-{big.order} training on the repeated list: {name} is not "
+                + (f"{repeats} x the corpus's" if name == "ngram_count" else "the corpus's")
+            )
 
 
 def counts_vs_neural(smoke: bool) -> Result:

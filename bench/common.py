@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "civil_mots.txt"
-MODEL = ROOT / "model_store" / "civil-words.safetensors"
+SHIPPED = ROOT / "model_store"  # the shipped models: `make serve` serves this directory
+DEFAULT_MODEL = "civil-words"  # the notebook's model, the default one
+MODEL = SHIPPED / f"{DEFAULT_MODEL}.safetensors"
 
 
 class ExactnessError(AssertionError):
@@ -36,7 +40,11 @@ class Target:
 
     def __str__(self) -> str:
         sign = ">=" if self.higher else "<="
-        return f"{sign} {self.must:.3g}{self.unit} (aim {self.aim:.3g}{self.unit})"
+        return f"{sign} {_number(self.must)}{self.unit} (aim {_number(self.aim)}{self.unit})"
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 @dataclass
@@ -95,6 +103,50 @@ def timed(fn: Callable[[], object]) -> float:
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of `repeats` calls (seconds)."""
     return median([timed(fn) for _ in range(repeats)])
+
+
+# Runs a command and reports its wall time and peak RSS. A small process of its own: on Linux a
+# child's ru_maxrss starts from the RSS of the process that forked it, so the benchmark (large
+# after the others) cannot fork the measured command itself. The command's stderr passes through.
+MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall: float  # seconds
+    rss: float  # peak RSS of the command's process, MB
+    stderr: str
+
+
+def measure(cmd: Sequence[str], cwd: Path | None = None, env: dict | None = None) -> Measured:
+    """Run a command to its end: its wall time, peak RSS and what it wrote to stderr."""
+    r = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    try:
+        wall, rss_kb, code = r.stdout.split()
+    except ValueError:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr[-2000:]}") from None
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {r.stderr[-2000:]}")
+    return Measured(float(wall), int(rss_kb) / 1024, r.stderr)  # ru_maxrss is in kB on Linux
+
+
+def run_measured(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Run a command to its end: (wall seconds, peak RSS in MB of that process)."""
+    m = measure(cmd, cwd)
+    return m.wall, m.rss
+
+
+def civil_words() -> str:
+    """The `civil-words` command of this environment."""
+    return shutil.which("civil-words", path=str(Path(sys.executable).parent)) or "civil-words"
 
 
 def seconds(s: float) -> str:

@@ -115,3 +115,23 @@ def score(W: torch.Tensor, alphabet: tuple[str, ...], words: list[str]) -> list[
             logprob += torch.log(p[0, ctoi[ch2]]).item()
         out.append(logprob)
     return out
+
+
+def state_loop(lm, n: int, seed: int) -> list[str]:
+    """Cell [42]'s loop on any model's states: `torch.multinomial` on the row of the state
+    (the notebook's `P[ix]`, whose state is the last symbol), the next state from the model's
+    table, n words from `manual_seed(seed)` (without their '.')."""
+    g = torch.Generator().manual_seed(seed)
+    P = torch.tensor(lm.P)  # a copy: the model's table is read-only
+    words = []
+    for _ in range(n):
+        out = []
+        s = lm.start
+        while True:
+            ix = torch.multinomial(P[s], num_samples=1, replacement=True, generator=g).item()
+            if ix == 0:
+                break
+            out.append(lm.alphabet[ix])
+            s = int(lm.next[s, ix])
+        words.append("".join(out))
+    return words

@@ -12,9 +12,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/...`
 
 from bench import (
+    bench_cli,
     bench_constraints,
     bench_http,
     bench_memory,
+    bench_ngram,
     bench_sample,
     bench_scale,
     bench_train,
@@ -28,6 +30,8 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
     try:
         results += bench_train.run(smoke)
         results += bench_scale.run(smoke)
+        results += bench_cli.run(smoke)
+        results += bench_ngram.run(smoke)
         server, hello = start_ours(), start_hello()
         try:
             results += bench_sample.run(smoke, server)

@@ -24,5 +24,10 @@ def test_benchmarks_smoke_run():
         "--method counts",
         "min_len=8&max_len=8&novel=true",
         "POST /score",
+        "order 5 (KN) vs bigram",
+        "novel=true, order 5 vs bigram",
+        "train order 5 (KN)",
+        "memory, shipped models",
+        "civil-words --help",
     ):
         assert row in r.stdout, r.stdout
