@@ -310,8 +310,7 @@ class ConstrainedSampler:
         self.max_word_len = max_word_len
         self.rejection_budget = rejection_budget
         self.training = None if words is None else TrainingWords(words, lm)
-        # Ranks for top-k: a stable sort of -logP keeps the lower index on ties.
-        self._order = np.argsort(-self.logP, axis=1, kind="stable")
+        self._ranks: np.ndarray | None = None  # for top-k, made on its first request
         # What the reference loop can draw (its rows are the model's table P).
         self._stream_support = lm.P > 0
         self._lock = threading.Lock()
@@ -331,7 +330,10 @@ class ConstrainedSampler:
         if top_k >= self.V:
             return finite
         mask = np.zeros(self.logP.shape, dtype=bool)
-        np.put_along_axis(mask, self._order[:, :top_k], True, axis=1)
+        if self._ranks is None:
+            # A stable sort of -logP keeps the lower index on ties; int16 holds V <= 4096.
+            self._ranks = np.argsort(-self.logP, axis=1, kind="stable").astype(np.int16)
+        np.put_along_axis(mask, self._ranks[:, :top_k].astype(np.intp), True, axis=1)
         return mask & finite
 
     def log_q(self, temperature: float, top_k: int) -> np.ndarray:
