@@ -31,7 +31,6 @@ import math
 import os
 import subprocess
 import sys
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from service.lm.score import Scorer
 from service.lm.store import FORMAT, SPARSE_FORMAT, load_model
 from service.lm.train import ADD_K_GRID, Split, train_to_file, tune
 from tests.conftest import CORPUS, SHIPPED_MODEL
+from tests.test_constrained import chi_square_pvalue
 
 EOS = "."
 # Short words over three letters: every allowed word up to 6 symbols can be enumerated.
@@ -121,27 +121,6 @@ def enumerate_words(cs: ConstrainedSampler, c: Constraints) -> dict[str, float]:
     weights = {w: math.exp(lp - top) for w, lp in logs.items()}
     total = sum(weights.values())
     return {w: p / total for w, p in weights.items()}
-
-
-def chi_square_pvalue(words: list[str], probs: dict[str, float]) -> float:
-    """Pearson's chi-square goodness of fit of the words' counts to `probs`; cells expected
-    fewer than 5 times are pooled. A word outside `probs` gives p = 0."""
-    counts = Counter(words)
-    if set(counts) - set(probs):
-        return 0.0
-    n = len(words)
-    cells, pooled_obs, pooled_exp = [], 0, 0.0
-    for w, p in probs.items():
-        if n * p >= 5:
-            cells.append((counts[w], n * p))
-        else:
-            pooled_obs, pooled_exp = pooled_obs + counts[w], pooled_exp + n * p
-    if pooled_exp > 0:
-        cells.append((pooled_obs, pooled_exp))
-    x2 = sum((o - e) ** 2 / e for o, e in cells)
-    df = len(cells) - 1
-    # The chi-square survival function: the regularised upper incomplete gamma function.
-    return float(torch.special.gammaincc(torch.tensor(df / 2.0), torch.tensor(x2 / 2.0)))
 
 
 def wrong_words(cs: ConstrainedSampler, c: Constraints, n: int, seed: int, kind: str):

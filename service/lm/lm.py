@@ -21,6 +21,24 @@ import numpy as np
 from service.lm.corpus import EOS
 
 
+class UnknownSymbolError(ValueError):
+    """A word that cannot be scored: empty, or holding a symbol outside the alphabet."""
+
+    def __init__(self, index: int, word: str, symbol: str | None, position: int | None):
+        self.index = index  # the word's place in the batch (0 for a single word)
+        self.word = word
+        self.symbol = symbol  # None for an empty word
+        self.position = position  # 1-based position of the symbol in the word
+        if symbol is None:
+            reason = "an empty word has no symbols to score"
+        elif symbol == EOS:
+            reason = f"{word!r}: '.' (position {position}) is the end marker"
+        else:
+            reason = f"{word!r}: {symbol!r} (position {position}) is not in the model's alphabet"
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, eq=False)
 class LanguageModel:
     alphabet: tuple[str, ...]  # index order, `.` first
@@ -94,8 +112,6 @@ class LanguageModel:
 
     def codes(self, text: str) -> list[int]:
         """The symbol indices of a word (NFC); `UnknownSymbolError` names a bad symbol."""
-        from service.lm.score import UnknownSymbolError
-
         stoi = self.stoi
         word = unicodedata.normalize("NFC", text)
         out = []
@@ -223,4 +239,4 @@ def mean_nll(logP: np.ndarray, counts: np.ndarray) -> float | None:
     return float(-(C[used] * logP[used]).sum() / total)
 
 
-__all__ = ["EOS", "LanguageModel", "mean_nll"]
+__all__ = ["EOS", "LanguageModel", "UnknownSymbolError", "mean_nll"]

@@ -340,14 +340,8 @@ def kneser_ney(ng: NgramCounts) -> KneserNeyFit:
             parent = offsets[k - 1] + _find(by_length[k - 1], by_length[k] % (V ** (k - 1)))
             block += gamma[:, None] * rows[parent]
         rows[offsets[k] : offsets[k + 1]] = block
-    lm = LanguageModel.from_rows(
-        alphabet=ng.alphabet,
-        order=N,
-        probs=rows,
-        next_state=nxt,
-        start=start,
-        contexts=StateNames(by_length, offsets, ng.alphabet),
-        counts=_transition_counts(ng, by_length, offsets),
+    lm = _model(
+        ng, rows, nxt, start, by_length, offsets, _transition_counts(ng, by_length, offsets)
     )
     return KneserNeyFit(lm, tuple(ds))
 
@@ -365,9 +359,14 @@ def add_k(ng: NgramCounts, k: float) -> LanguageModel:
     full = slice(offsets[top], offsets[top + 1])
     C = counts[full].astype(np.float64)
     rows[full] = (C + k) / (C.sum(axis=1, keepdims=True) + k * V)
+    return _model(ng, rows, nxt, start, by_length, offsets, counts)
+
+
+def _model(ng, rows, nxt, start, by_length, offsets, counts) -> LanguageModel:
+    """The model of a smoother's rows (S, V) over the states `by_length` (`_states`)."""
     return LanguageModel.from_rows(
         alphabet=ng.alphabet,
-        order=N,
+        order=ng.order,
         probs=rows,
         next_state=nxt,
         start=start,

@@ -17,25 +17,9 @@ from json.encoder import encode_basestring  # a JSON string literal, non-ASCII k
 import numpy as np
 from pydantic_core import to_json
 
-from service.lm.lm import EOS, LanguageModel
+from service.lm.lm import EOS, LanguageModel, UnknownSymbolError
 
-
-class UnknownSymbolError(ValueError):
-    """A word that cannot be scored: empty, or holding a symbol outside the alphabet."""
-
-    def __init__(self, index: int, word: str, symbol: str | None, position: int | None):
-        self.index = index  # the word's place in the batch (0 for a single word)
-        self.word = word
-        self.symbol = symbol  # None for an empty word
-        self.position = position  # 1-based position of the symbol in the word
-        if symbol is None:
-            reason = "an empty word has no symbols to score"
-        elif symbol == EOS:
-            reason = f"{word!r}: '.' (position {position}) is the end marker"
-        else:
-            reason = f"{word!r}: {symbol!r} (position {position}) is not in the model's alphabet"
-        super().__init__(reason)
-        self.reason = reason
+__all__ = ["Scorer", "UnknownSymbolError", "WordScore", "scores_json"]
 
 
 @dataclass
