@@ -62,6 +62,12 @@ class Method:
     def describe(self) -> str:
         raise NotImplementedError
 
+    @property
+    def label(self) -> str:
+        """How the next-symbol probabilities are made, as /model says it: 'neural',
+        'add-k:K' or 'kneser-ney'."""
+        raise NotImplementedError
+
     def fit(self, counts, examples=None, on_step=None) -> Fitted:
         """Fit the training counts: (V, V) bigram counts, or `NgramCounts` when `sparse`."""
         raise NotImplementedError
@@ -87,6 +93,10 @@ class Neural(Method):
         return {"method": self.name, "order": 2, **asdict(self.settings), "smoothing": None}
 
     def describe(self) -> str:
+        return "neural"
+
+    @property
+    def label(self) -> str:
         return "neural"
 
     def fit(self, counts, examples=None, on_step=None) -> Fitted:
@@ -129,6 +139,10 @@ class AddK(Method):
     def describe(self) -> str:
         return f"counts, order {self.order}, add-k K = {self.k:g}"
 
+    @property
+    def label(self) -> str:
+        return f"add-k:{self.k:g}"
+
     def fit(self, counts, examples=None, on_step=None) -> Fitted:
         if not self.sparse:
             tensors = {"W": counting_weights(counts, self.k), "counts": counts}
@@ -160,6 +174,10 @@ class KneserNey(Method):
 
     def describe(self) -> str:
         return f"counts, order {self.order}, Kneser–Ney"
+
+    @property
+    def label(self) -> str:
+        return KNESER_NEY
 
     def fit(self, counts, examples=None, on_step=None) -> Fitted:
         return Fitted(sparse_tensors(counts))

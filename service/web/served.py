@@ -75,21 +75,13 @@ class ServedModel:
         f, lm = m.file, m.lm
         meta, config = f.metadata, f.config
         V = lm.V
-        smoothing = config["smoothing"]
-        how = (
-            "neural"
-            if f.method == "neural"
-            else smoothing
-            if isinstance(smoothing, str)
-            else f"add-k:{smoothing:g}"
-        )
         discounts = m.details.get("discounts")
         info = ModelInfo(
             version=f.version,
             alphabet=list(lm.alphabet),
             shape=(lm.S, V),
             order=lm.order,
-            smoothing=how,
+            smoothing=m.method.label,
             states=lm.S,
             contexts=int((lm.counts.sum(axis=1) > 0).sum()),
             discounts=None if discounts is None else [tuple(d) for d in discounts],
