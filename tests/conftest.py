@@ -14,6 +14,7 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "data" / "civil_mots.txt"
 CODE_CIVIL = SHARED / "data" / "code_civil.txt"
 SHIPPED_MODEL = ROOT / "model_store" / "civil-words.safetensors"
+TUNED_MODEL = ROOT / "model_store" / "civil-words-tuned.safetensors"  # what `tune` picks
 # The model shipped before word lists were stored (file format 1): old files must keep serving.
 LEGACY_MODEL = ROOT / "tests" / "data" / "civil-words-v1.safetensors"
 

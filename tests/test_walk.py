@@ -45,7 +45,8 @@ def made_up(letters: str, seed: int, zero_column: int | None = None) -> Language
     P = torch.softmax(W, 1)
     if zero_column is not None:
         P[:, zero_column] = 0.0  # a symbol no state can draw
-    logP = np.log(P.double().numpy())
+    with np.errstate(divide="ignore"):
+        logP = np.log(P.double().numpy())
     return LanguageModel.bigram(P.numpy(), logP, alphabet, np.zeros((V, V), dtype=np.int64))
 
 
