@@ -28,7 +28,7 @@ from service.lm.lm import LanguageModel
 CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
 MAX_CANDIDATES = 1 << 49  # conditioned candidates k (with j < 2 ** 14: one counter, 63 bits)
 
-# choose(ids, step, level, states) -> (A,) next symbols, -1 where a candidate has no draw.
+# choose(ids, step, level, states) -> (A,) the next symbol of each candidate.
 Choose = Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]
 # rows(level, states) -> (A, V) next-symbol weights of A candidates at `states` after `level`
 # symbols (candidates walk in step, so they share the level).
@@ -55,36 +55,26 @@ class Walked:
     out: np.ndarray  # (A0, J) int32: each candidate's symbols
     size: np.ndarray  # (A0,) symbols of each
     draws: np.ndarray  # (A0,) draws each consumed
-    complete: np.ndarray  # (A0,) bool: False where its draws ran out
 
 
 def walk(w: Walker, ids: np.ndarray, choose: Choose) -> Walked:
     """Walk the candidates `ids` together to their ends: each step asks `choose` for the next
-    symbol of every candidate still going (-1: it has no draw left, it stays incomplete),
-    moves it to its next state, and ends it at `.` or at `hi` symbols (no draw there)."""
+    symbol of every candidate still going, moves it to its next state, and ends it at `.` or
+    at `hi` symbols (no draw there)."""
     A0 = len(ids)
     out = np.zeros((A0, 16), dtype=np.int32)
     size = np.zeros(A0, dtype=np.int64)
     draws = np.zeros(A0, dtype=np.int64)
-    complete = np.zeros(A0, dtype=bool)
     who = np.arange(A0)  # the candidates still going, by position in `ids`
     st = np.full(A0, w.state, dtype=np.int64)
     level = w.level
     nxt = w.next
     j = 0
-    while who.size:
-        if level >= w.hi:  # every candidate still going has hi symbols: all end here
-            complete[who] = True
-            break
+    while who.size and level < w.hi:  # at hi, every candidate still going ends
         c = choose(ids[who], j, level, st)
-        if (c < 0).any():  # out of draws: incomplete
-            keep = c >= 0
-            who, st, c = who[keep], st[keep], c[keep]
         draws[who] += 1
-        ended = c == 0
-        if ended.any():
-            complete[who[ended]] = True
-            go = ~ended
+        go = c != 0
+        if not go.all():
             who, st, c = who[go], st[go], c[go]
         if j == out.shape[1]:
             out = np.concatenate([out, np.zeros_like(out)], axis=1)
@@ -93,7 +83,7 @@ def walk(w: Walker, ids: np.ndarray, choose: Choose) -> Walked:
         st = nxt[st, c]
         level += 1
         j += 1
-    return Walked(out, size, draws, complete)
+    return Walked(out, size, draws)
 
 
 def _words_text(alphabet: tuple[str, ...], out: np.ndarray, sizes: np.ndarray, prefix: str):
