@@ -281,11 +281,9 @@ def count_words(
     return CountedWords(alphabet, acc[np.ix_(order, order)], words, heldout, lines)
 
 
-def _bigram_counts(ix: np.ndarray, S: int, keep=None, weights=None) -> np.ndarray:
-    """(S, S) int64 counts of a chunk's bigrams: the pairs (previous, next) of `.` + ix.
-
-    `keep` (bool, one per bigram) selects some; `weights` (one per bigram) counts each that
-    many times."""
+def _bigram_counts(ix: np.ndarray, S: int, keep=None) -> np.ndarray:
+    """(S, S) int64 counts of a chunk's bigrams: the pairs (previous, next) of `.` + ix;
+    `keep` (bool, one per bigram) selects some."""
     prev = np.empty(len(ix), dtype=np.int64)
     prev[0] = 0
     prev[1:] = ix[:-1]
@@ -293,51 +291,7 @@ def _bigram_counts(ix: np.ndarray, S: int, keep=None, weights=None) -> np.ndarra
     prev += ix
     if keep is not None:
         prev = prev[keep]
-        weights = None if weights is None else weights[keep]
-    counts = np.bincount(prev, weights=weights, minlength=S * S)
-    return (
-        counts.reshape(S, S).round().astype(np.int64)
-        if weights is not None
-        else counts.reshape(S, S)
-    )
-
-
-@dataclass(frozen=True)
-class KnownCounts:
-    """Bigram counts of words over a given alphabet; words with another symbol are skipped."""
-
-    counts: np.ndarray  # (V, V) int64: bigrams of the words scored
-    words: int  # words scored
-    skipped: int  # words skipped: a symbol outside the alphabet
-
-
-def count_known(
-    texts: Iterable[tuple[str, np.ndarray | None]], alphabet: Sequence[str]
-) -> KnownCounts:
-    """Count the bigrams of words over `alphabet`, skipping (and counting) each word that holds
-    another symbol. `texts`: (words each followed by "\\n", weights: how often each word counts,
-    or None for once)."""
-    V = len(alphabet)
-    table = np.full(_CODE_POINTS, -1, dtype=np.int32)
-    table[[ord(c) for c in alphabet[1:]]] = np.arange(1, V, dtype=np.int32)
-    table[ord("\n")] = 0
-    total = np.zeros((V, V), dtype=np.int64)
-    words = skipped = 0
-    for text, weights in texts:
-        if not text:
-            continue
-        ix = table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
-        n = text.count("\n")
-        w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
-        bad = np.zeros(n, dtype=bool)
-        of = word_of_pairs(ix)
-        bad[of[ix < 0]] = True
-        skipped += int(w[bad].sum())
-        words += int(w[~bad].sum())
-        keep = ~bad[of]
-        ix = np.where(ix < 0, 0, ix)  # skipped anyway; keeps the pair codes in range
-        total += _bigram_counts(ix, V, keep, None if weights is None else w[of].astype(np.float64))
-    return KnownCounts(total, words, skipped)
+    return np.bincount(prev, minlength=S * S).reshape(S, S)
 
 
 def _strip(token: str) -> str:

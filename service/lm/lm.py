@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -122,8 +123,9 @@ class LanguageModel:
             out.append(i)
         return out
 
-    @property
+    @cached_property
     def stoi(self) -> dict[str, int]:
+        """Symbol -> index (made once; not to be changed)."""
         return {c: i for i, c in enumerate(self.alphabet)}
 
     def state_after(self, codes: Sequence[int], state: int | None = None) -> int:
@@ -150,7 +152,7 @@ class LanguageModel:
         """Words as a padded (W, L + 1) int64 matrix of symbol indices (each word's end `.`,
         0, after its symbols), their lengths (W,), and which words were kept (W_all,) bool:
         a word holding a symbol outside the alphabet (or `.`) is left out."""
-        lut = self._lut()
+        lut = self._lut
         text = "\n".join(words)
         pts = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         sep = pts == ord("\n")
@@ -177,28 +179,33 @@ class LanguageModel:
         codes[new_index[owner[keep_pos]], pos[keep_pos]] = ix[keep_pos]
         return codes, lengths.astype(np.int64), kept
 
+    @cached_property
     def _lut(self) -> np.ndarray:
         """Code point -> symbol index (-1: none; `.` maps to 0); the last entry stands for
         every code point beyond the alphabet's largest."""
-        lut = getattr(self, "_lut_cache", None)
-        if lut is None:
-            lut = np.full(max(ord(c) for c in self.alphabet) + 2, -1, dtype=np.int64)
-            for i, c in enumerate(self.alphabet):
-                lut[ord(c)] = i
-            object.__setattr__(self, "_lut_cache", lut)
+        lut = np.full(max(ord(c) for c in self.alphabet) + 2, -1, dtype=np.int64)
+        for i, c in enumerate(self.alphabet):
+            lut[ord(c)] = i
         return lut
 
-    def transition_counts(self, words: Sequence[str]) -> tuple[np.ndarray, int, int]:
+    def transition_counts(
+        self, words: Sequence[str], weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int, int]:
         """(S, V) int64 counts of the (state, next symbol) pairs of the words, ends included;
-        the words counted, and those skipped (a symbol outside the alphabet)."""
+        the words counted, and those skipped (a symbol outside the alphabet). `weights` (one
+        int per word): how many times each word counts (default once)."""
         codes, lengths, kept = self.encode_words(words)
+        w = np.ones(len(words), dtype=np.int64) if weights is None else np.asarray(weights)
         counts = np.zeros(self.S * self.V, dtype=np.int64)
         if len(lengths):
             states = self.walk(codes[:, :-1], lengths)
             valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
             flat = states[valid] * self.V + codes[valid]
-            counts += np.bincount(flat, minlength=self.S * self.V)
-        return counts.reshape(self.S, self.V), int(kept.sum()), int((~kept).sum())
+            times = np.broadcast_to(w[kept][:, None], valid.shape)[valid]
+            counts += (
+                np.bincount(flat, weights=times, minlength=counts.size).round().astype(np.int64)
+            )
+        return counts.reshape(self.S, self.V), int(w[kept].sum()), int(w[~kept].sum())
 
     def nll(self, words: Sequence[str]) -> tuple[float | None, int, int, int]:
         """Mean NLL per predicted symbol (ends included) of the words under the model, the

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -187,7 +188,6 @@ class Sampler:
         self._max_rows = max(16, CHUNK_DRAWS // lm.V)
         self._P = np.ascontiguousarray(lm.P, dtype=np.float32)
         self._next = np.ascontiguousarray(lm.next, dtype=np.int32)
-        self._rows = list(self._P)  # row views, for the Python loop
         self.accelerated = accelerated and _walk_block_c is not None
         # Symbol index -> code point, the end mapped to the separator "\n".
         self._points = np.array([ord("\n"), *(ord(c) for c in lm.alphabet[1:])], np.uint32)
@@ -200,6 +200,11 @@ class Sampler:
         g = torch.Generator().manual_seed(seed)
         return self.stream_words(g, n, cut_at)[0]
 
+    @cached_property
+    def _row_views(self) -> list[np.ndarray]:
+        """P's rows as a list, for the Python loop (indexing a list is its cheapest step)."""
+        return list(self._P)
+
     def _block(self, E, state, length, cut_at):
         R = len(E)
         out = np.empty(R, dtype=np.int32)
@@ -210,7 +215,7 @@ class Sampler:
             )
         else:
             state, length = _walk_block_python(
-                self._rows, self._next, E, self.lm.start, state, length, cut_at, out, cuts
+                self._row_views, self._next, E, self.lm.start, state, length, cut_at, out, cuts
             )
         return out, cuts, state, length
 

@@ -280,17 +280,10 @@ def heldout_figures(lm, counted: CountedWords) -> dict:
     training alphabet). A word held out several times counts each time."""
     distinct = sorted(counted.heldout)
     weights = np.array([counted.heldout[w] for w in distinct], dtype=np.int64)
-    codes, lengths, kept = lm.encode_words(distinct)
-    C = np.zeros(lm.S * lm.V, dtype=np.int64)
-    if len(lengths):
-        states = lm.walk(codes[:, :-1], lengths)
-        valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
-        w = np.broadcast_to(weights[kept][:, None], valid.shape)[valid]
-        flat = states[valid] * lm.V + codes[valid]
-        C += np.bincount(flat, weights=w, minlength=C.size).round().astype(np.int64)
+    C, scored, skipped = lm.transition_counts(distinct, weights)
     return {
-        "nll": mean_nll(lm.logP, C.reshape(lm.S, lm.V)),
+        "nll": mean_nll(lm.logP, C),
         "examples": int(C.sum()),
-        "words": int(weights[kept].sum()),
-        "skipped": int(weights[~kept].sum()),
+        "words": scored,
+        "skipped": skipped,
     }
