@@ -46,6 +46,20 @@ class Settings(BaseSettings):
         description="symbols one /sample request may draw for words that novel/unique reject; "
         "past it the request gets a 422",
     )
+    lexicon_path: Path | None = Field(
+        None,
+        description="a word list (one word a line, optionally a tab and a Zipf frequency) that "
+        "replaces wordfreq's as every served model's lexicon (its training words are added); "
+        "unset: wordfreq's list for the model's --language, none without one",
+    )
+    lexicon_budget: int = Field(
+        30_000_000,
+        ge=1,
+        le=10_000_000_000,
+        description="lexicon work one request may do (OLD20 and neighbours; about 3,000 units "
+        "a millisecond): past it /score and /sample get a 422, /pseudowords lists the rest "
+        "of its targets as unmatched",
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="gunicorn and application log level"
     )
@@ -58,7 +72,7 @@ class Settings(BaseSettings):
         "temporary one if unset, and wipes it at start",
     )
 
-    @field_validator("default_model", mode="before")
+    @field_validator("default_model", "lexicon_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -136,6 +136,12 @@ def test_json_is_the_score(shipped):
             "nll_per_symbol": s.nll_per_symbol,
             "perplexity": s.perplexity,
             "in_corpus": s.in_corpus,
+            # Not asked for (lexical=False): null, as for a model without a lexicon.
+            "in_lexicon": None,
+            "matches": None,
+            "old20": None,
+            "neighbours": None,
+            "nearest": None,
             "bigrams": [
                 {"bigram": b, "context": c, "logprob": v}
                 for (b, v), c in zip(s.bigrams, s.contexts, strict=True)
@@ -149,3 +155,33 @@ def test_json_is_the_score(shipped):
     entry = json.loads(scores_json([s])[0])["bigrams"][1]
     assert entry["bigram"] == 'a"' and entry["context"] == "a"
     assert json.loads(scores_json([s])[0])["bigrams"][2]["context"] == '"'
+
+
+def test_json_with_the_lexicon_figures(shipped, tmp_path):
+    """With a lexicon, the JSON carries its figures, each equal to the lexicon's own answers."""
+    import json
+
+    from service.lm.lexicon import LexiconSource
+    from service.lm.score import scores_json
+
+    m, shipped_scorer = shipped
+    listed = tmp_path / "words.tsv"
+    listed.write_text("tête\t5.5\ntete\t3.8\nfête\t4.9\nmaison\t5.6\nraison\t5.2\n")
+    source = LexiconSource(None, listed, ["saison"])
+    scorer = Scorer(shipped_scorer.lm, m.words, source)
+    lexicon = source.get()
+    scores = scorer.score(["tete", "maison", "zoé"], lexical=True)
+    for s, text in zip(scores, scores_json(scores), strict=True):
+        got = json.loads(text)
+        nb = lexicon.neighbourhood(s.word)
+        assert got["in_lexicon"] == (s.word in lexicon)
+        assert got["matches"] == [{"word": e.word, "zipf": e.zipf} for e in lexicon.lookup(s.word)]
+        assert got["old20"] == nb.old20
+        assert got["neighbours"] == list(nb.neighbours)
+        assert got["nearest"] == [{"word": w, "distance": d} for w, d in nb.nearest]
+    tete, maison, _ = (json.loads(t) for t in scores_json(scores))
+    assert [e["word"] for e in tete["matches"]] == ["tête", "tete"]
+    assert "tête" in tete["neighbours"] or tete["nearest"][0]["distance"] == 1
+    assert maison["in_lexicon"] and "raison" in maison["neighbours"]
+    assert "saison" in maison["neighbours"]  # the extra (corpus) words are entries too
+    assert "bigrams" not in json.loads(scores_json(scores, bigrams=False)[0])

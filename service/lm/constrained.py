@@ -5,13 +5,18 @@ What a constrained request returns: independent draws from the model's distribut
 words (after temperature and top-k) conditioned on the constraints, P(w) / P(constraints).
 
 - No constraint (or only defaults): `Sampler.sample`, the notebook's words, unchanged.
-- Only `novel` and/or `unique`: the notebook's own stream, with the words they reject left out
-  (whole-word rejection of an exact stream is exact).
+- Only whole-word filters (`novel`, `unique`, `old20_min`, `old20_max`): the notebook's own
+  stream, with the words they reject left out (whole-word rejection of an exact stream is
+  exact).
 - Any of prefix, min_len, max_len, temperature, top_k: a walk on the model's states whose every
   next-symbol choice is weighted by the probability of finishing with an allowed length from
   there (backward probabilities over the states, in log space so that nothing underflows), so
   that every word meets the prefix and length constraints by construction and comes with
-  exactly its conditional probability; `novel`/`unique` then reject whole words.
+  exactly its conditional probability; the filters then reject whole words.
+
+`novel` rejects the model's training words and, when the model has a lexicon (SPEC section 8),
+every word the lexicon holds (accent-folded); `old20_min`/`old20_max` keep the words whose OLD20
+against the lexicon lies in the range. Lexicon work is bounded per request (`Allowance`).
 
 Every walk is `service.lm.sampling`'s one loop: the reference loop's stream for the notebook's
 words (and for novel/unique alone), and for conditioned walks independent candidates drawn
@@ -19,9 +24,11 @@ by inverse CDF from a counter-based generator (`sampling.uniform`). The same see
 constraints give the same words, and word k does not depend on n.
 
 Constraints no word can meet are found from the model's support at once (never by trying);
-`novel`/`unique` are checked against counts of the distinct words the constraints allow.
-Possible but improbable ones are bounded: the symbols drawn for rejected words are limited to
-`rejection_budget` per request.
+`novel`/`unique` are checked against counts of the distinct words the constraints allow (with a
+lexicon, by listing those words when they are at most ENUMERATE_WORDS: beyond that many, every
+model here has words no lexicon holds, and the budget answers for the rest). Possible but
+improbable ones are bounded: the symbols drawn for rejected words are limited to
+`rejection_budget` per request, the lexicon's work to `lexicon_budget`.
 
 Shapes: S states, V symbols, index 0 is `.`; `hi` is the largest length allowed.
 """
@@ -41,8 +48,15 @@ import numpy as np
 import torch
 
 from service.lm.defaults import MAX_TEMPERATURE, MIN_TEMPERATURE
+from service.lm.lexicon import MAX_WORD_LEN as MAX_OLD20
+from service.lm.lexicon import (
+    Allowance,
+    Lexicon,
+    LexiconBudgetExceeded,
+    LexiconSource,
+)
 from service.lm.lm import EOS, LanguageModel
-from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, conditioned_words
+from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Accept, Sampler, Walker, conditioned_words
 
 # Symbols drawn for words that novel/unique reject, at most, per request: past it the request
 # is refused as too improbable. The worst case is short words rejected one after another (a
@@ -50,6 +64,11 @@ from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler, Walker, condition
 DEFAULT_REJECTION_BUDGET = 200_000
 CACHE_BYTES = 32 * 2**20  # conditioned chains kept per process (bounded LRU)
 CHAIN_PARAMETERS = ("prefix", "min_len", "max_len", "top_k")  # the ones that shape the support
+FILTERS = ("novel", "unique", "old20_min", "old20_max")  # the ones that reject whole words
+# Lexicon work one request may do (`lexicon.Allowance` units: about 3,000 a millisecond here).
+DEFAULT_LEXICON_BUDGET = 30_000_000
+ENUMERATE_WORDS = 20_000  # with a lexicon, novel/unique are decided by listing this many words
+EPSILON = 1e-9  # OLD20 ranges and tolerances are compared with this slack (means of 20 ints)
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class Constraints:
     unique: bool = False  # no word twice in one answer
     temperature: float = 1.0  # next-symbol probabilities softmax(logP[ix] / temperature)
     top_k: int | None = None  # keep the top_k most probable next symbols; None: all V
+    old20_min: float | None = None  # OLD20 against the lexicon at least this; None: no minimum
+    old20_max: float | None = None  # at most this; None: no maximum
 
     def given(self, V: int) -> list[str]:
         """The parameters set to something other than their defaults, in a fixed order."""
@@ -81,7 +102,15 @@ class Constraints:
             names.append("temperature")
         if self.top_k is not None and self.top_k != V:
             names.append("top_k")
+        if self.old20_min is not None:
+            names.append("old20_min")
+        if self.old20_max is not None:
+            names.append("old20_max")
         return names
+
+    @property
+    def old20(self) -> bool:
+        return self.old20_min is not None or self.old20_max is not None
 
 
 NONE = Constraints()
@@ -114,6 +143,16 @@ class ImprobableConstraints(ConstraintError):
 
 class NoWordList(ConstraintError):
     """`novel` asked of a model file that carries no training word list (format 1)."""
+
+
+class NoLexicon(ConstraintError):
+    """A lexicon figure (OLD20) asked of a model without a lexicon."""
+
+    def __init__(self, parameters: Sequence[str]):
+        super().__init__(
+            parameters,
+            "the model has no lexicon: train it with --language (e.g. fr), or set LEXICON_PATH",
+        )
 
 
 @dataclass
@@ -242,6 +281,45 @@ def count_words(
     return int(N[s])
 
 
+def list_words(
+    mask: np.ndarray,
+    nxt: np.ndarray,
+    start: int,
+    path: Sequence[int],
+    lo: int,
+    hi: int,
+    limit: int,
+    cut: bool = False,
+) -> list[list[int]] | None:
+    """The distinct words `count_words` counts (their symbols after `path`, without the end),
+    or None if following them takes more than `limit` partial words at a level (a model whose
+    allowed words are few, but whose dead ends are many)."""
+    s = start
+    for c in path:
+        if not mask[s, c]:
+            return []
+        s = int(nxt[s, c])
+    m = len(path)
+    words: list[list[int]] = []
+    frontier: list[tuple[int, list[int]]] = [(s, [])]
+    for level in range(m, hi + 1):
+        if not frontier:
+            break
+        grown: list[tuple[int, list[int]]] = []
+        for state, symbols in frontier:
+            row = mask[state]
+            if level >= lo and (row[0] or (cut and level == hi)):
+                words.append(symbols)
+            if level == hi:
+                continue
+            for c in np.flatnonzero(row[1:]).tolist():
+                grown.append((int(nxt[state, c + 1]), [*symbols, c + 1]))
+        if len(grown) > limit or len(words) > limit:
+            return None
+        frontier = grown
+    return words
+
+
 class TrainingWords:
     """The model's training word list, sorted, with each word's (state, symbol) transitions
     for counting which words a set of constraints allows."""
@@ -290,7 +368,8 @@ class ConstrainedSampler:
     """Samples a model's words under constraints (see the module docstring).
 
     `sampler` is the model's `Sampler` (its reference loop, over `sampler.lm`), `words` the
-    training word list (None for a file without one). `max_word_len` is the longest word: the
+    training word list (None for a file without one), `lexicon` the model's lexicon (built on
+    first use; None or an empty source: none). `max_word_len` is the longest word: the
     reference stream is cut there, and constrained words never exceed it.
     """
 
@@ -300,6 +379,8 @@ class ConstrainedSampler:
         words: Sequence[str] | None,
         max_word_len: int = DEFAULT_MAX_WORD_LEN,
         rejection_budget: int = DEFAULT_REJECTION_BUDGET,
+        lexicon: LexiconSource | None = None,
+        lexicon_budget: int | None = DEFAULT_LEXICON_BUDGET,
     ):
         self.sampler = sampler
         self.lm = lm = sampler.lm
@@ -309,6 +390,8 @@ class ConstrainedSampler:
         self.logP = lm.logP
         self.max_word_len = max_word_len
         self.rejection_budget = rejection_budget
+        self.lexicon_source = lexicon
+        self.lexicon_budget = lexicon_budget
         self.training = None if words is None else TrainingWords(words, lm)
         self._ranks: np.ndarray | None = None  # for top-k, made on its first request
         # What the reference loop can draw (its rows are the model's table P).
@@ -317,6 +400,10 @@ class ConstrainedSampler:
         self._chains: OrderedDict[tuple, Chain] = OrderedDict()
         self._chain_bytes = 0
         self._default: Chain | None = None  # kept apart from the cache (`warm`)
+
+    def lexicon(self) -> Lexicon | None:
+        """The model's lexicon (built on first use), or None."""
+        return self.lexicon_source.get() if self.lexicon_source else None
 
     def warm(self) -> None:
         """Build what a prefix-only request needs now (before the workers fork, to share it)."""
@@ -402,6 +489,12 @@ class ConstrainedSampler:
             )
         if c.top_k is not None and not 1 <= c.top_k <= self.V:
             raise BadConstraint(["top_k"], f"must be from 1 to {self.V} (got {c.top_k})")
+        for name in ("old20_min", "old20_max"):
+            v = getattr(c, name)
+            if v is not None and not (math.isfinite(v) and 0 <= v <= MAX_OLD20):
+                raise BadConstraint([name], f"must be from 0 to {MAX_OLD20} (got {v})")
+        if c.old20_min is not None and c.old20_max is not None and c.old20_min > c.old20_max:
+            raise BadConstraint(["old20_max"], f"must be at least old20_min ({c.old20_min})")
         top_k = None if c.top_k == self.V else c.top_k
         return replace(c, prefix=prefix, top_k=top_k, temperature=float(T))
 
@@ -460,16 +553,31 @@ class ConstrainedSampler:
         """novel/unique against the number of distinct words the other constraints allow."""
         others = [p for p in given if p not in ("novel", "unique")]
         training = self.training if c.novel else None
+        lexicon = self.lexicon() if c.novel else None
         cap = n + (len(training.words) if training else 0) + 1  # more is as good as enough
-        lm = self.lm
-        allowed = count_words(mask, lm.next, lm.start, self._path(c.prefix), lo, hi, cap, cut)
+        if lexicon is not None:
+            cap = max(cap, ENUMERATE_WORDS)
+        lm, path = self.lm, self._path(c.prefix)
+        allowed = count_words(mask, lm.next, lm.start, path, lo, hi, cap, cut)
         if allowed >= cap:
             return
-        seen = training.allowed(mask, c.prefix, lo, hi, cut) if training else 0
+        if lexicon is None:
+            seen = training.allowed(mask, c.prefix, lo, hi, cut) if training else 0
+        else:
+            listed = list_words(mask, lm.next, lm.start, path, lo, hi, 4 * cap, cut)
+            if listed is None:
+                return  # too many dead ends to list: the budget answers
+            alphabet = self.alphabet
+            words = [c.prefix + "".join(alphabet[i] for i in w) for w in listed]
+            known = training.set if training else frozenset()
+            seen = int(sum(w in known for w in words))
+            rest = [w for w in words if w not in known]
+            seen += int(lexicon.contains(rest).sum()) if rest else 0
+        what = "a training word" if lexicon is None else "a training word or a lexicon word"
         if c.novel and allowed == seen:
             raise ImpossibleConstraints(
                 ["novel", *others],
-                f"every word that meets the constraints ({allowed}) is a training word",
+                f"every word that meets the constraints ({allowed}) is {what}",
             )
         if c.unique and allowed - seen < n:
             k = allowed - seen
@@ -481,8 +589,15 @@ class ConstrainedSampler:
 
     # -- sampling --------------------------------------------------------------------------
 
-    def sample(self, n: int, seed: int, constraints: Constraints = NONE) -> Sampled:
-        """`n` words from a fresh `Generator().manual_seed(seed)` under `constraints`.
+    def sample(
+        self,
+        n: int,
+        seed: int,
+        constraints: Constraints = NONE,
+        allowance: Allowance | None = None,
+    ) -> Sampled:
+        """`n` words from a fresh `Generator().manual_seed(seed)` under `constraints`; the
+        lexicon's work (OLD20) within `allowance` (else the sampler's `lexicon_budget`).
 
         Raises `BadConstraint`, `NoWordList`, `ImpossibleConstraints` (decided before drawing)
         or `ImprobableConstraints` (the rejection budget ran out)."""
@@ -496,9 +611,27 @@ class ConstrainedSampler:
             raise NoWordList(
                 ["novel"], "the model file carries no training word list (an older format)"
             )
-        accept = self._filter(c)
+        if c.old20 and self.lexicon() is None:
+            raise NoLexicon([p for p in given if p.startswith("old20")])
+        if allowance is None:
+            allowance = Allowance(self.lexicon_budget)
+        accept = self._filter(c, allowance)
+        try:
+            return self._sample(n, seed, c, given, accept)
+        except LexiconBudgetExceeded:
+            names = [p for p in given if p.startswith("old20")]
+            raise ImprobableConstraints(
+                names + [p for p in given if p not in names],
+                f"found {accept.kept} of {n} words before the lexicon work budget "
+                f"({allowance.limit:,} units) ran out",
+                accept.kept,
+            ) from None
+
+    def _sample(
+        self, n: int, seed: int, c: Constraints, given: list[str], accept: WordFilter
+    ) -> Sampled:
         budget = (self.rejection_budget, self._exhausted(given))
-        shaped = [p for p in given if p not in ("novel", "unique")]
+        shaped = [p for p in given if p not in FILTERS]
         if not shaped:
             # The reference stream, words rejected whole: its words minus the rejected.
             hi = self.max_word_len
@@ -519,25 +652,20 @@ class ConstrainedSampler:
         words, rejected = conditioned_words(walker, chain.rows, seed, n, accept, budget)
         return Sampled(words, constrained=True, rejected=rejected)
 
-    def _filter(self, c: Constraints) -> Callable[[str], str | None]:
-        """The whole-word test of novel/unique: the reason a word is rejected, or None."""
-        training = self.training.set if c.novel and self.training else frozenset()
-        seen: set[str] = set()
-
-        def accept(word: str) -> str | None:
-            if word in training:
-                return "novel"
-            if c.unique:
-                if word in seen:
-                    return "unique"
-                seen.add(word)
-            return None
-
-        return accept
+    def _filter(self, c: Constraints, allowance: Allowance) -> WordFilter:
+        """The whole-word tests of novel, unique and the OLD20 range."""
+        return WordFilter(
+            training=self.training.set if c.novel and self.training else frozenset(),
+            lexicon=self.lexicon() if c.novel or c.old20 else None,
+            novel=c.novel,
+            unique=c.unique,
+            old20=(c.old20_min, c.old20_max) if c.old20 else None,
+            allowance=allowance,
+        )
 
     def _exhausted(self, given: list[str]) -> Callable[[int, int], None]:
         """What to do when the rejection budget runs out: refuse, naming the filters first."""
-        filters = [p for p in given if p in ("novel", "unique")]
+        filters = [p for p in given if p in FILTERS]
         names = filters + [p for p in given if p not in filters]
 
         def exhausted(found: int, n: int) -> None:
@@ -549,3 +677,54 @@ class ConstrainedSampler:
             )
 
         return exhausted
+
+
+class WordFilter(Accept):
+    """The whole-word filters of one request: `novel` (not a training word, nor a lexicon word,
+    accent-folded), `unique` (not a word already kept), `old20` (OLD20 against the lexicon in
+    [min, max], to EPSILON). The cheap tests are made a batch at a time (`screen`); OLD20 only
+    for the words that pass them, in order, within the request's `allowance`."""
+
+    def __init__(
+        self,
+        training: frozenset[str],
+        lexicon: Lexicon | None,
+        novel: bool,
+        unique: bool,
+        old20: tuple[float | None, float | None] | None,
+        allowance: Allowance,
+    ):
+        self.training, self.lexicon, self.novel, self.unique = training, lexicon, novel, unique
+        self.old20, self.allowance = old20, allowance
+        self.seen: set[str] = set()
+        self.kept = 0
+
+    def screen(self, words: list[str]) -> list[str | None]:
+        if not self.novel:
+            return [None] * len(words)
+        training = self.training
+        reasons: list[str | None] = ["novel" if w in training else None for w in words]
+        if self.lexicon is not None:
+            rest = [i for i, r in enumerate(reasons) if r is None]
+            if rest:
+                found = self.lexicon.contains([words[i] for i in rest])
+                for i in np.flatnonzero(found).tolist():
+                    reasons[rest[i]] = "novel"
+        return reasons
+
+    def __call__(self, word: str) -> str | None:
+        if self.unique and word in self.seen:
+            return "unique"
+        if self.old20 is not None and not self.in_range(word):
+            return "old20"
+        if self.unique:
+            self.seen.add(word)
+        self.kept += 1
+        return None
+
+    def in_range(self, word: str) -> bool:
+        lo, hi = self.old20
+        old20 = self.allowance.neighbourhood(self.lexicon, word).old20
+        if old20 is None:
+            return False
+        return (lo is None or old20 >= lo - EPSILON) and (hi is None or old20 <= hi + EPSILON)

@@ -55,8 +55,10 @@ pages become private to the worker over time, up to the 20 MB of strs.)
 from __future__ import annotations
 
 import math
+import threading
 import unicodedata
-from collections import Counter
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -146,8 +148,14 @@ for _code in range(0x80, 0x250):  # Latin letters filled now, before any lexicon
 
 def fold(word: str) -> str:
     """The accent-folded form that lexicality compares: `fold('Tête') == fold('tete') == 'tete'`."""
-    w = normalize(word)
-    return w if w.isascii() else w.translate(_FOLD)
+    if word.isascii():
+        return word.lower()
+    # Most words are NFC, and stay so in lower case: `normalize` without its two passes.
+    if unicodedata.is_normalized("NFC", word):
+        low = word.lower()
+        if unicodedata.is_normalized("NFC", low):
+            return low.translate(_FOLD)
+    return normalize(word).translate(_FOLD)
 
 
 def _checked(word: str, where: str) -> str:
@@ -431,7 +439,7 @@ class Lexicon:
         hit[hit] = self._keys[at[hit]] == hashes[hit]
         out = np.zeros(len(keys), dtype=bool)
         for j in np.flatnonzero(hit).tolist():  # equal hashes: check the forms
-            out[j] = bool(self._scan(keys[j], hashes[j], int(at[j])))
+            out[j] = self._scan(keys[j], hashes[j], int(at[j]), first=True) != []
         return out
 
     def _matches(self, word: str) -> list[int]:
@@ -439,13 +447,19 @@ class Lexicon:
         h = hash(key)
         return self._scan(key, h, int(np.searchsorted(self._keys, h)))
 
-    def _scan(self, key: str, h: int, at: int) -> list[int]:
-        """The entries folding to `key`, from `at`, the first place of hash `h` in `_keys`."""
+    def _scan(self, key: str, h: int, at: int, first: bool = False) -> list[int]:
+        """The entries folding to `key` (only the first one found with `first`), from `at`,
+        the first place of hash `h` in `_keys`."""
         keys, words, ids = self._keys, self._words, []
         while at < len(keys) and keys[at] == h:
             i = int(self._key_entry[at])
-            if fold(words[i]) == key:  # equal hashes, different forms: rare, but checked
+            w = words[i]
+            # Equal hashes, different forms: rare, but checked. (An entry equal to the folded
+            # key folds to it: folding is idempotent.)
+            if w == key or fold(w) == key:
                 ids.append(i)
+                if first:
+                    break
             at += 1
         return ids
 
@@ -713,9 +727,122 @@ def _dist_version(name: str) -> str:
         return "?"
 
 
-def load_lexicon(path: str | Path | None = None, extra: Iterable[str] = ()) -> Lexicon:
+def load_lexicon(
+    path: str | Path | None = None, extra: Iterable[str] = (), language: str = WORDFREQ_LANGUAGE
+) -> Lexicon:
     """The lexicon a model uses: the file at `path` (LEXICON_PATH) if given, else wordfreq's
-    French list; plus `extra` words (the model's training words)."""
+    list for `language`; plus `extra` words (the model's training words)."""
     if path:
         return Lexicon.from_file(path, extra)
-    return Lexicon.from_wordfreq(extra=extra)
+    return Lexicon.from_wordfreq(language, extra=extra)
+
+
+# -- which lexicon a model uses, built once ------------------------------------------------------
+
+# Lexicons built in this process, by source: models with the same source and training words (the
+# shipped ones) share one, and a reload reuses it while the old models still hold it.
+_BUILT: weakref.WeakValueDictionary[tuple, Lexicon] = weakref.WeakValueDictionary()
+_BUILDING = threading.Lock()
+
+
+class LexiconSource:
+    """The lexicon of one model: `path` (LEXICON_PATH) if set, else wordfreq's list for the
+    model's `language` (None: the model has no lexicon), plus its training words `extra`.
+
+    Built on first use (`get`): the CLI pays for it only when an answer needs it; the service
+    builds it before forking its workers.
+    """
+
+    def __init__(
+        self, language: str | None, path: str | Path | None = None, extra: Sequence[str] = ()
+    ):
+        self.language = language
+        self.path = str(path) if path else None
+        self.extra = tuple(extra)
+        self._lexicon: Lexicon | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.path or self.language)
+
+    def get(self) -> Lexicon | None:
+        """The lexicon (None if the model has none); `LexiconError` names a bad source."""
+        if not self:
+            return None
+        if self._lexicon is None:
+            key = (self.path, None if self.path else self.language, self.extra)
+            with _BUILDING:
+                lexicon = _BUILT.get(key)
+                if lexicon is None:
+                    lexicon = load_lexicon(self.path, self.extra, self.language or "")
+                    _BUILT[key] = lexicon
+                self._lexicon = lexicon
+        return self._lexicon
+
+
+# -- a request's work -------------------------------------------------------------------------
+
+# What one search costs besides its exact distance computations, in their units: the pass that
+# bounds the distances (about a millisecond over wordfreq's list on this project's machine,
+# some 3,000 distance computations' worth).
+SEARCH_COST = 3000
+CACHE_WORDS = 4096  # neighbourhoods kept per process and lexicon (bounded LRU)
+_CACHES: weakref.WeakKeyDictionary[Lexicon, OrderedDict] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+class Allowance:
+    """The lexicon work one request may do: each search costs SEARCH_COST units plus its exact
+    distance computations; a search that would go past `limit` raises `LexiconBudgetExceeded`
+    (None: unbounded).
+
+    Searches are remembered per process (the last CACHE_WORDS words) but charged as if made
+    again: whether a request runs out never depends on what came before it.
+    """
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.spent = 0
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else self.limit - self.spent
+
+    def part(self, limit: int | None) -> Allowance:
+        """An allowance of at most `limit` within what is left (charge it back with `add`)."""
+        left = self.left
+        if left is None:
+            return Allowance(limit)
+        return Allowance(left if limit is None else min(limit, left))
+
+    def add(self, other: Allowance) -> None:
+        self.spent += other.spent
+
+    def neighbourhood(self, lexicon: Lexicon, word: str, k: int = NEAREST_K) -> Neighbourhood:
+        q = lexicon._query(word)
+        with _CACHE_LOCK:
+            cache = _CACHES.setdefault(lexicon, OrderedDict())
+            known = cache.get((q, k))
+            if known is not None:
+                cache.move_to_end((q, k))
+        left = self.left
+        if left is not None:
+            left -= SEARCH_COST
+        if known is not None:
+            if left is not None and known.work > left:
+                raise LexiconBudgetExceeded(q, self.limit, self.spent, SEARCH_COST + known.work)
+            found = known
+        else:
+            if left is not None and left < 0:
+                raise LexiconBudgetExceeded(q, self.limit, self.spent, SEARCH_COST)
+            try:
+                found = lexicon._search(q, k, left)
+            except LexiconBudgetExceeded as e:
+                raise LexiconBudgetExceeded(
+                    q, self.limit, self.spent + SEARCH_COST + e.spent, e.wanted
+                ) from None
+            with _CACHE_LOCK:
+                cache[(q, k)] = found
+                while len(cache) > CACHE_WORDS:
+                    cache.popitem(last=False)
+        self.spent += SEARCH_COST + found.work
+        return found

@@ -27,6 +27,7 @@ from service.lm.defaults import DEFAULT_MAX_WORD_LEN
 from service.lm.lm import LanguageModel
 
 CHUNK_DRAWS = 1 << 18  # exponential draws (rows x V) made at once at most: bounds memory
+MAX_BATCH = 4096  # conditioned candidates walked together, at most
 MAX_CANDIDATES = 1 << 49  # conditioned candidates k (with j < 2 ** 14: one counter, 63 bits)
 
 # choose(ids, step, level, states) -> (A,) the next symbol of each candidate.
@@ -34,7 +35,21 @@ Choose = Callable[[np.ndarray, int, int, np.ndarray], np.ndarray]
 # rows(level, states) -> (A, V) next-symbol weights of A candidates at `states` after `level`
 # symbols (candidates walk in step, so they share the level).
 Rows = Callable[[int, np.ndarray], np.ndarray]
-Accept = Callable[[str], str | None]  # the reason a word is rejected, or None
+
+
+class Accept:
+    """Which whole words a walk keeps: `screen` gives the reasons that a batch of words can be
+    judged by at once (cheap, the same for a word wherever it comes), `__call__` the reason for
+    one word, asked in order and only until n words are kept (for what depends on the words
+    kept before, or costs too much to ask of words never needed). None: the word is kept."""
+
+    def screen(self, words: list[str]) -> list[str | None]:
+        return [None] * len(words)
+
+    def __call__(self, word: str) -> str | None:
+        return None
+
+
 Budget = tuple[int, Callable[[int, int], None]]  # (most symbols for rejected words, on spent)
 
 
@@ -113,10 +128,12 @@ def _filter(
 ) -> int:
     """Append the accepted of `found` to `words` (up to n); returns the symbols spent on the
     rejected so far, calling the budget's `on spent` past its limit."""
-    for word, cost in zip(found, costs, strict=True):
+    screened = accept.screen(found) if accept is not None else [None] * len(found)
+    for word, cost, reason in zip(found, costs, screened, strict=True):
         if len(words) == n:
             break
-        reason = None if accept is None else accept(word)
+        if reason is None and accept is not None:
+            reason = accept(word)
         if reason is None:
             words.append(word)
             continue
@@ -293,11 +310,13 @@ def conditioned_words(
     n: int,
     accept: Accept | None = None,
     budget: Budget | None = None,
+    min_batch: int = 8,
 ) -> tuple[list[str], dict[str, int]]:
     """n accepted words of independent candidates k = 0, 1, 2, ..., each walked with
     `rows(level, states)` (conditional probabilities, each row summing to about 1) by inverse
     CDF from `uniform(seed, k, j)`; and how many were rejected by reason. Candidates come in
-    batches; word k of the answer is the k-th accepted candidate, whatever n."""
+    batches (of at least `min_batch`); word k of the answer is the k-th accepted candidate,
+    whatever n and the batches."""
     if w.hi - w.level >= 1 << 14:
         raise ValueError("words longer than 16383 symbols cannot be drawn")
 
@@ -311,7 +330,11 @@ def conditioned_words(
     rejected: dict[str, int] = {}
     spent, k = 0, 0
     while len(words) < n:
-        batch = max(8, n - len(words) + (n - len(words)) // 8)
+        # Enough candidates for the words still missing at the rate seen so far (rejection can
+        # make it low), within MAX_BATCH: which words come out does not depend on it.
+        missing = n - len(words)
+        rate = (len(words) + 1) / (k + 1)
+        batch = int(min(max(min_batch, missing + missing // 8, 1.1 * missing / rate), MAX_BATCH))
         if k + batch > MAX_CANDIDATES:
             raise ValueError("too many candidates")
         ids = np.arange(k, k + batch, dtype=np.int64)

@@ -1,6 +1,7 @@
 """How likely the model finds a word: the log-probability of each of its symbols given the
 context the model conditions on, start and end included, and what follows from them
-(per-symbol NLL, perplexity).
+(per-symbol NLL, perplexity); and, for a model with a lexicon, where the word stands among
+real words (SPEC section 8): whether the lexicon holds it, its OLD20, neighbours and nearest.
 
 The words of a batch walk the model's states together, one vectorised step per symbol
 position (`LanguageModel.walk`), and their log-probabilities are one gather from `logP`.
@@ -17,9 +18,39 @@ from json.encoder import encode_basestring  # a JSON string literal, non-ASCII k
 import numpy as np
 from pydantic_core import to_json
 
+from service.lm.lexicon import Allowance, Entry, LexiconSource
 from service.lm.lm import EOS, LanguageModel, UnknownSymbolError
 
-__all__ = ["Scorer", "UnknownSymbolError", "WordScore", "scores_json"]
+__all__ = ["Lexical", "Scorer", "UnknownSymbolError", "WordScore", "scores_json"]
+
+
+@dataclass(frozen=True)
+class Lexical:
+    """A word against the model's lexicon."""
+
+    in_lexicon: bool  # the lexicon holds it, accent-folded
+    matches: list[Entry]  # the entries it is taken for, with their Zipf frequency
+    old20: float | None  # mean distance to the 20 closest entries other than itself
+    neighbours: tuple[str, ...]  # entries at distance 1
+    nearest: tuple[tuple[str, int], ...]  # up to 5 closest, with their distances
+
+    def json(self) -> dict:
+        return {
+            "in_lexicon": self.in_lexicon,
+            "matches": [{"word": e.word, "zipf": e.zipf} for e in self.matches],
+            "old20": self.old20,
+            "neighbours": list(self.neighbours),
+            "nearest": [{"word": w, "distance": d} for w, d in self.nearest],
+        }
+
+
+NO_LEXICON = {
+    "in_lexicon": None,
+    "matches": None,
+    "old20": None,
+    "neighbours": None,
+    "nearest": None,
+}
 
 
 @dataclass
@@ -32,6 +63,7 @@ class WordScore:
     states: list[int]  # the state each prediction is made from
     logprobs: list[float]  # log P(symbol | state) of each
     scorer: Scorer  # names and JSON fragments by bigram and state
+    lexical: Lexical | None = None  # against the lexicon (None: not asked, or no lexicon)
 
     @property
     def bigrams(self) -> list[tuple[str, float]]:
@@ -63,11 +95,14 @@ def _numbers(values: list) -> list[str]:
     return to_json(values).decode()[1:-1].split(",") if values else []
 
 
-def scores_json(scores: Sequence[WordScore]) -> list[str]:
+def scores_json(scores: Sequence[WordScore], bigrams: bool = True) -> list[str]:
     """Each score as the JSON object `GET /score` answers (and `score --json` prints):
-    {"word", "logprob", "symbols", "nll_per_symbol", "perplexity", "in_corpus",
-    "bigrams": [{"bigram", "context", "logprob"}, ...]}, `context` being what the model
-    conditions on (the previous symbol for a bigram model).
+    {"word", "logprob", "symbols", "nll_per_symbol", "perplexity", "in_corpus", "in_lexicon",
+    "matches": [{"word", "zipf"}, ...], "old20", "neighbours", "nearest": [{"word",
+    "distance"}, ...], "bigrams": [{"bigram", "context", "logprob"}, ...]}, `context` being
+    what the model conditions on (the previous symbol for a bigram model); the lexicon's
+    fields are null for a model without one. Without `bigrams`, the object stops before them
+    (`/sample?stats=true`).
 
     Written directly, each bigram entry from a prepared beginning and its number: a thousand
     words have some ten thousand bigrams, and a generic encoder takes several times longer
@@ -86,28 +121,42 @@ def scores_json(scores: Sequence[WordScore]) -> list[str]:
     out, k = [], 0
     for s, (logprob, nll, perplexity) in zip(scores, heads, strict=True):
         n = len(s.ix)
-        bigrams = "},".join(
+        corpus = "null" if s.in_corpus is None else "true" if s.in_corpus else "false"
+        lexical = to_json(NO_LEXICON if s.lexical is None else s.lexical.json()).decode()
+        head = (
+            f'{{"word":{encode_basestring(s.word)},"logprob":{logprob},"symbols":{s.symbols},'
+            f'"nll_per_symbol":{nll},"perplexity":{perplexity},"in_corpus":{corpus},'
+            f"{lexical[1:-1]}"
+        )
+        if not bigrams:
+            out.append(head + "}")
+            continue
+        listed = "},".join(
             [
                 f"{fragments[i]}{contexts[st]}{v}"
                 for i, st, v in zip(s.ix, s.states, bigram_numbers[k : k + n], strict=True)
             ]
         )
         k += n
-        corpus = "null" if s.in_corpus is None else "true" if s.in_corpus else "false"
-        out.append(
-            f'{{"word":{encode_basestring(s.word)},"logprob":{logprob},"symbols":{s.symbols},'
-            f'"nll_per_symbol":{nll},"perplexity":{perplexity},"in_corpus":{corpus},'
-            f'"bigrams":[{bigrams}}}]}}'
-        )
+        out.append(f'{head},"bigrams":[{listed}}}]}}')
     return out
 
 
 class Scorer:
     """Scores words with a model (`lm`); `words` is the training word list (None for a model
-    file without one)."""
+    file without one), `lexicon` the model's lexicon (None or an empty source: none) and
+    `lexicon_budget` the lexicon work one call may do (`lexicon.Allowance`)."""
 
-    def __init__(self, lm: LanguageModel, words: Sequence[str] | None):
+    def __init__(
+        self,
+        lm: LanguageModel,
+        words: Sequence[str] | None,
+        lexicon: LexiconSource | None = None,
+        lexicon_budget: int | None = None,
+    ):
         self.lm = lm
+        self.lexicon_source = lexicon
+        self.lexicon_budget = lexicon_budget
         self.alphabet = lm.alphabet
         self.stoi = {c: i for i, c in enumerate(self.alphabet) if c != EOS}
         self.words = None if words is None else frozenset(words)
@@ -137,9 +186,13 @@ class Scorer:
                     raise UnknownSymbolError(i, w, c, pos)
         raise AssertionError("no bad symbol found")  # pragma: no cover - encode found one
 
-    def score(self, words: Sequence[str]) -> list[WordScore]:
+    def score(
+        self, words: Sequence[str], lexical: bool = False, allowance: Allowance | None = None
+    ) -> list[WordScore]:
         """One `WordScore` per word, in order; `UnknownSymbolError` names the first bad word,
-        symbol and position."""
+        symbol and position. With `lexical`, each word's figures against the lexicon too (if
+        the model has one), within `allowance` (else the scorer's budget):
+        `LexiconBudgetExceeded` when it runs out."""
         normal = [unicodedata.normalize("NFC", w) for w in words]
         codes, lengths, kept = self.lm.encode_words(normal)
         if not kept.all() or not lengths.all():
@@ -166,4 +219,21 @@ class Scorer:
                 )
             )
             start = end
+        if lexical:
+            self.add_lexical(out, allowance)
         return out
+
+    def add_lexical(self, scores: list[WordScore], allowance: Allowance | None = None) -> None:
+        """Fill each score's `lexical` (nothing for a model without a lexicon)."""
+        lexicon = self.lexicon_source.get() if self.lexicon_source else None
+        if lexicon is None:
+            return
+        if allowance is None:
+            allowance = Allowance(self.lexicon_budget)
+        done: dict[str, Lexical] = {}
+        for s in scores:
+            if s.word not in done:
+                nb = allowance.neighbourhood(lexicon, s.word)
+                matches = lexicon.lookup(s.word)
+                done[s.word] = Lexical(bool(matches), matches, nb.old20, nb.neighbours, nb.nearest)
+            s.lexical = done[s.word]

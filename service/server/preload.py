@@ -27,10 +27,11 @@ def prepare_metrics_dir(configured: Path | None) -> Path:
 
 def load_errors() -> tuple[type[Exception], ...]:
     """What a model file or directory that cannot be served raises (it names the file)."""
+    from service.lm.lexicon import LexiconError
     from service.lm.store import ModelFileError
     from service.web.registry import ModelSetError
 
-    return (ModelFileError, ModelSetError)
+    return (ModelFileError, ModelSetError, LexiconError)
 
 
 def freeze() -> None:

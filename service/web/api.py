@@ -59,6 +59,18 @@ def validated(
     return decorate
 
 
+CSV = "text/csv"
+
+
+def wants_csv() -> bool:
+    """Whether the request's Accept header prefers CSV to JSON (JSON without one)."""
+    return request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
+
+
+def csv_text(text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, mimetype=CSV, headers=headers)  # charset=utf-8 added by Flask
+
+
 def json_text(text: str) -> Response:
     return Response(text, mimetype="application/json")
 

@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         settings.default_model,
         max_word_len=settings.max_word_len,
         rejection_budget=settings.rejection_budget,
+        lexicon_path=settings.lexicon_path,
+        lexicon_budget=settings.lexicon_budget,
     )
     model = models.get()
 

@@ -17,8 +17,10 @@ from service.lm.constrained import (
     ConstraintError,
     ImpossibleConstraints,
     ImprobableConstraints,
+    NoLexicon,
     NoWordList,
 )
+from service.lm.lexicon import LexiconBudgetExceeded
 from service.lm.score import UnknownSymbolError
 from service.web.registry import UnknownModel
 from service.web.schemas import FieldError, Problem
@@ -39,7 +41,9 @@ UNPROCESSABLE = {
         "Constraints too improbable",
     ),
     NoWordList: ("urn:civil-words:problem:no-word-list", "The model has no word list"),
+    NoLexicon: ("urn:civil-words:problem:no-lexicon", "The model has no lexicon"),
 }
+LEXICON_BUDGET = "urn:civil-words:problem:lexicon-budget"
 log = logging.getLogger("civil_words")
 
 
@@ -156,6 +160,28 @@ def init_app(app: Flask) -> None:
                 instance=request.path,
                 errors=[FieldError(parameter=p, reason=e.reason) for p in e.parameters],
                 found=getattr(e, "found", None),
+            )
+        )
+
+    @app.errorhandler(LexiconBudgetExceeded)
+    def _lexicon_budget(e: LexiconBudgetExceeded):
+        # /score's words, or /sample's stats (its OLD20 filters answer ImprobableConstraints).
+        if request.path == "/sample":
+            parameter = "stats"
+        else:
+            parameter = "words" if request.method == "POST" else "word"
+        reason = (
+            f"the lexicon work budget of the request ({e.budget:,} units) ran out at {e.word!r}: "
+            "ask for fewer words"
+        )
+        return problem_response(
+            Problem(
+                type=LEXICON_BUDGET,
+                title="Lexicon work budget exhausted",
+                status=422,
+                detail=reason,
+                instance=request.path,
+                errors=[FieldError(parameter=parameter, reason=reason)],
             )
         )
 

@@ -118,6 +118,7 @@ class ModelSet:
                     symbols=len(m.file.alphabet),
                     nll=m.loss.nll,
                     holdout_nll=None if m.loss.holdout is None else m.loss.holdout.nll,
+                    lexicon=m.info.lexicon,
                     default=name == default,
                 )
                 for name, m in models.items()

@@ -23,9 +23,17 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from service.lm.constrained import MAX_TEMPERATURE, MIN_TEMPERATURE
+from service.lm.constrained import MAX_OLD20, MAX_TEMPERATURE, MIN_TEMPERATURE
 from service.lm.defaults import MAX_SEED
 from service.lm.metadata import HoldoutInfo, TrainingConfig
+from service.lm.pseudowords import (
+    DEFAULT_NLL_TOLERANCE,
+    DEFAULT_OLD20_TOLERANCE,
+    DEFAULT_PER_TARGET,
+    MAX_PER_TARGET,
+    MAX_TARGETS,
+    MAX_TOLERANCE,
+)
 
 MAX_SCORE_WORDS = 1000  # words in one POST /score
 _DIGITS = re.compile(r"[0-9]{1,25}")
@@ -141,6 +149,14 @@ class SampleQueryBase(Query):
             raise ValueError(f"the prefix has {len(prefix)} symbols, more than max_len ({v})")
         return v
 
+    @field_validator("old20_max", check_fields=False)
+    @classmethod
+    def _old20_range(cls, v: float | None, info: ValidationInfo) -> float | None:
+        lo = info.data.get("old20_min")
+        if v is not None and lo is not None and lo > v:
+            raise ValueError(f"must be at least old20_min ({lo})")
+        return v
+
 
 def sample_query(
     max_n: int, max_word_len: int, alphabet: tuple[str, ...], names: tuple[str, ...]
@@ -149,6 +165,7 @@ def sample_query(
     symbols (for the prefix pattern and top_k's maximum: with several models, those of all of
     them; the view checks the chosen model's) and the served names."""
     V = len(alphabet)
+    old20 = Annotated[float, Decimal, Field(ge=0, le=MAX_OLD20)] | SkipJsonSchema[None]
     length = (
         Annotated[int, Digits, Field(ge=1, le=max_word_len)] | SkipJsonSchema[None],
         Field(None, json_schema_extra=_integer_schema(1, max_word_len)),
@@ -233,7 +250,41 @@ def sample_query(
                 json_schema_extra=_integer_schema(1, V),
             ),
         ),
+        old20_min=(
+            old20,
+            Field(
+                None,
+                description="only words whose OLD20 against the model's lexicon is at least "
+                f"this, 0 to {MAX_OLD20} (exact, by whole-word rejection)",
+                json_schema_extra=_number_schema(0, MAX_OLD20),
+            ),
+        ),
+        old20_max=(
+            old20,
+            Field(
+                None,
+                description=f"only words whose OLD20 is at most this, old20_min to {MAX_OLD20}",
+                json_schema_extra=_number_schema(0, MAX_OLD20),
+            ),
+        ),
+        stats=(
+            Annotated[bool, Boolean],
+            Field(
+                False,
+                description="true: add `stats`, each word's figures (as /score gives them, "
+                "without the bigrams)",
+            ),
+        ),
     )
+
+
+def _number_schema(lo: float, hi: float):
+    def edit(schema: dict[str, Any]) -> None:
+        schema.update(type="number", minimum=lo, maximum=hi)
+        if schema.get("default") is None:
+            schema.pop("default", None)
+
+    return edit
 
 
 def score_query(
@@ -371,7 +422,17 @@ class BigramScore(BaseModel):
     logprob: float = Field(description="natural log of the symbol's probability in that context")
 
 
-class WordScoreInfo(BaseModel):
+class LexiconMatch(BaseModel):
+    word: str = Field(description="a lexicon word the word is taken for (accent-folded)")
+    zipf: float | None = Field(description="its Zipf frequency; null if the source has none")
+
+
+class NearWord(BaseModel):
+    word: str = Field(description="a lexicon word")
+    distance: int = Field(description="its Levenshtein distance to the word")
+
+
+class WordStats(BaseModel):
     word: str = Field(description="the word, NFC-normalised")
     logprob: float = Field(description="sum of its symbols' log-probabilities, the end included")
     symbols: int = Field(description="its length in symbols; symbols + 1 are predicted")
@@ -383,6 +444,27 @@ class WordScoreInfo(BaseModel):
         description="whether the word is in the training word list; null if the model file "
         "carries none"
     )
+    in_lexicon: bool | None = Field(
+        description="whether the model's lexicon holds the word (NFC, lower case, "
+        "accent-folded); null for a model without a lexicon"
+    )
+    matches: list[LexiconMatch] | None = Field(
+        description="the lexicon words it is taken for, with their Zipf frequency"
+    )
+    old20: float | None = Field(
+        description="mean Levenshtein distance to the 20 closest lexicon words other than "
+        "itself (Yarkoni, Balota & Yap 2008)"
+    )
+    neighbours: list[str] | None = Field(
+        description="lexicon words at distance 1 (as listed: accents kept), in lexicon order"
+    )
+    nearest: list[NearWord] | None = Field(
+        description="up to 5 closest lexicon words other than itself: by distance, then "
+        "lexicon order (for wordfreq, the more frequent first)"
+    )
+
+
+class WordScoreInfo(WordStats):
     bigrams: list[BigramScore] = Field(description="each symbol and the end, in order")
 
 
@@ -395,6 +477,106 @@ class SampleResponse(BaseModel):
     n: int = Field(description="number of words")
     seed: int = Field(description="the seed used: the same n and seed give the same words")
     model: str = Field(description="version of the model that sampled them")
+    stats: list[WordStats] | None = Field(
+        None, description="with stats=true: each word's figures, in order"
+    )
+
+
+class PseudowordsBodyBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    per_target: int = Field(
+        DEFAULT_PER_TARGET,
+        ge=1,
+        le=MAX_PER_TARGET,
+        description=f"pseudowords for each target, 1 to {MAX_PER_TARGET}",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="seed, 0 to 2^63-1; picked at random if absent"
+    )
+    old20_tolerance: float = Field(
+        DEFAULT_OLD20_TOLERANCE,
+        ge=0,
+        le=MAX_TOLERANCE,
+        allow_inf_nan=False,
+        description="a pseudoword's OLD20 lies within this of its target's",
+    )
+    nll_tolerance: float = Field(
+        DEFAULT_NLL_TOLERANCE,
+        ge=0,
+        le=MAX_TOLERANCE,
+        allow_inf_nan=False,
+        description="a pseudoword's NLL per symbol lies within this of its target's",
+    )
+
+
+def pseudowords_body(max_word_len: int, names: tuple[str, ...]) -> type[BaseModel]:
+    """The POST /pseudowords body model."""
+    Target = Annotated[str, Field(min_length=1, max_length=max_word_len)]
+    return create_model(
+        "PseudowordsBody",
+        __base__=PseudowordsBodyBase,
+        targets=(
+            list[Target],
+            Field(
+                min_length=1,
+                max_length=MAX_TARGETS,
+                description=f"1 to {MAX_TARGETS} target words (NFC-normalised, lower-cased; "
+                "each matched with pseudowords of its length)",
+            ),
+        ),
+        model=_model_field(names),
+    )
+
+
+class MatchedWord(BaseModel):
+    word: str = Field(description="the word (NFC, lower case)")
+    length: int = Field(description="symbols")
+    nll_per_symbol: float = Field(description="its NLL per symbol under the model, end included")
+    old20: float | None = Field(description="its OLD20 against the model's lexicon")
+    neighbours: list[str] = Field(description="lexicon words at distance 1")
+
+
+class TargetWord(MatchedWord):
+    in_lexicon: bool = Field(description="whether the lexicon holds the target")
+    zipf: float | None = Field(
+        description="the highest Zipf frequency of the lexicon words it is taken for"
+    )
+
+
+class MatchedItem(BaseModel):
+    target: TargetWord
+    pseudowords: list[MatchedWord]
+
+
+class UnmatchedTarget(BaseModel):
+    target: str = Field(description="the target as given")
+    reason: str = Field(description="why it could not be matched")
+
+
+class MeanSd(BaseModel):
+    mean: float | None
+    sd: float | None = Field(description="sample standard deviation; null below two values")
+
+
+class SetSummary(BaseModel):
+    count: int
+    length: MeanSd
+    old20: MeanSd
+    nll_per_symbol: MeanSd
+
+
+class PseudowordsSummary(BaseModel):
+    targets: SetSummary = Field(description="the answered targets")
+    pseudowords: SetSummary = Field(description="their pseudowords")
+
+
+class PseudowordsResponse(BaseModel):
+    items: list[MatchedItem] = Field(description="the matched targets, in order")
+    unmatched: list[UnmatchedTarget] = Field(description="the targets not matched, in order")
+    summary: PseudowordsSummary
+    seed: int
+    model: str = Field(description="version of the model")
 
 
 class ProbResponse(BaseModel):
@@ -415,6 +597,12 @@ class LossResponse(BaseModel):
     )
 
 
+class LexiconInfo(BaseModel):
+    source: str = Field(description="wordfreq's list (package version, language) or the file")
+    size: int = Field(description="distinct words: the source's and the training words")
+    extra_words: int = Field(description="training words the source did not hold")
+
+
 class ModelEntry(BaseModel):
     name: str = Field(description="the name to pass as `model=`")
     version: str = Field(description="content-derived version of the model")
@@ -429,6 +617,7 @@ class ModelEntry(BaseModel):
         description="mean NLL per symbol on its held-out words; null without a hold-out"
     )
     default: bool = Field(description="whether a request without `model=` gets this model")
+    lexicon: LexiconInfo | None = Field(description="its lexicon; null without one")
 
 
 class ModelsResponse(BaseModel):
@@ -487,6 +676,10 @@ class ModelInfo(BaseModel):
     )
     created: str | None = None
     torch_version: str | None = None
+    lexicon: LexiconInfo | None = Field(
+        None,
+        description="the real words a pseudoword must not be (novel, OLD20); null without one",
+    )
 
 
 class NextSymbol(BaseModel):

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from service.lm.constrained import DEFAULT_REJECTION_BUDGET, Constraints, Sampled
+from service.lm.constrained import (
+    DEFAULT_LEXICON_BUDGET,
+    DEFAULT_REJECTION_BUDGET,
+    Constraints,
+    Sampled,
+)
+from service.lm.lexicon import Allowance
+from service.lm.pseudowords import Matched
 from service.lm.ready import ReadyModel, open_model
 from service.lm.sampling import DEFAULT_MAX_WORD_LEN
 from service.lm.score import WordScore
 from service.web.schemas import (
     CorpusInfo,
+    LexiconInfo,
     LossInfo,
     LossResponse,
     MatrixResponse,
@@ -67,11 +75,15 @@ class ServedModel:
         name: str,
         max_word_len: int = DEFAULT_MAX_WORD_LEN,
         rejection_budget: int = DEFAULT_REJECTION_BUDGET,
+        lexicon_path: str | Path | None = None,
+        lexicon_budget: int = DEFAULT_LEXICON_BUDGET,
     ) -> ServedModel:
-        """Load and check a model file (raises `ModelFileError`), and prepare its answers."""
-        m = open_model(path, max_word_len, rejection_budget)
+        """Load and check a model file (raises `ModelFileError`) and build its lexicon (raises
+        `LexiconError`), and prepare its answers."""
+        m = open_model(path, max_word_len, rejection_budget, lexicon_path, lexicon_budget)
         if m.lm.S <= WARM_STATES:  # small: built before the workers fork, shared by them
             m.constrained.warm()
+        lexicon = m.lexicon  # built now, in the master: the workers share it
         f, lm = m.file, m.lm
         meta, config = f.metadata, f.config
         V = lm.V
@@ -103,6 +115,7 @@ class ServedModel:
             else WordListInfo(words=len(f.words), heldout=len(f.heldout or ())),
             created=meta.get("created"),
             torch_version=meta.get("torch_version"),
+            lexicon=None if lexicon is None else LexiconInfo(**lexicon.describe()),
         )
         matrix = (
             MatrixResponse(model=f.version, alphabet=list(lm.alphabet), probs=lm.P.tolist())
@@ -176,10 +189,31 @@ class ServedModel:
             ],
         )
 
-    def sample(self, n: int, seed: int, constraints: Constraints) -> Sampled:
-        """n words under the constraints (raises the `ConstraintError`s)."""
-        return self.model.constrained.sample(n, seed, constraints)
+    def allowance(self) -> Allowance:
+        """The lexicon work one request may do."""
+        return self.model.allowance()
 
-    def score(self, words: list[str]) -> list[WordScore]:
-        """Scores of the words, in order (raises `UnknownSymbolError`)."""
-        return self.model.scorer.score(words)
+    def sample(
+        self, n: int, seed: int, constraints: Constraints, allowance: Allowance | None = None
+    ) -> Sampled:
+        """n words under the constraints (raises the `ConstraintError`s)."""
+        return self.model.constrained.sample(n, seed, constraints, allowance)
+
+    def score(
+        self, words: list[str], lexical: bool = True, allowance: Allowance | None = None
+    ) -> list[WordScore]:
+        """Scores of the words, in order, with their figures against the lexicon (raises
+        `UnknownSymbolError`, and `LexiconBudgetExceeded` when `allowance` runs out)."""
+        return self.model.scorer.score(words, lexical, allowance or self.allowance())
+
+    def pseudowords(
+        self,
+        targets: list[str],
+        per_target: int,
+        seed: int,
+        old20_tolerance: float,
+        nll_tolerance: float,
+    ) -> Matched:
+        """Matched pseudowords for the targets (`service.lm.pseudowords`); `NoLexicon` for a
+        model without a lexicon."""
+        return self.model.pseudowords(targets, per_target, seed, old20_tolerance, nll_tolerance)

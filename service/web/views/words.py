@@ -1,4 +1,5 @@
-"""The words: GET /sample (under constraints), GET and POST /score."""
+"""The words: GET /sample (under constraints), GET and POST /score, POST /pseudowords; JSON, or
+CSV for `Accept: text/csv`."""
 
 import secrets
 
@@ -6,7 +7,9 @@ from flask_openapi3 import APIBlueprint
 
 from service.lm.constrained import Constraints
 from service.lm.defaults import MAX_SEED
+from service.lm.pseudowords import MAX_TARGETS
 from service.lm.score import scores_json
+from service.lm.tables import pseudowords_csv, scores_csv, words_csv
 from service.settings import Settings
 from service.web import metrics
 from service.web.api import (
@@ -15,19 +18,23 @@ from service.web.api import (
     NOT_FOUND,
     TOO_LARGE,
     UNPROCESSABLE,
+    csv_text,
     json_answer,
     json_text,
     served,
     served_symbols,
     validated,
+    wants_csv,
 )
 from service.web.registry import ModelSet
 from service.web.schemas import (
     MAX_SCORE_WORDS,
+    PseudowordsResponse,
     SampleResponse,
     ScoreResponse,
     WordScoreInfo,
     model_query,
+    pseudowords_body,
     sample_query,
     score_body,
     score_query,
@@ -45,6 +52,8 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     # as a JSON surrogate pair (12 bytes), with quotes and commas. Other routes keep the app's
     # 16 KiB.
     score_bytes = MAX_SCORE_WORDS * (settings.max_word_len * 12 + 3) + 64
+    PseudowordsBody = pseudowords_body(settings.max_word_len, names)
+    pseudowords_bytes = MAX_TARGETS * (settings.max_word_len * 12 + 3) + 1024
 
     @bp.get(
         "/sample",
@@ -61,15 +70,34 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
         q = query
         m = served(q.model)
         seed = q.seed if q.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        c = Constraints(q.prefix, q.min_len, q.max_len, q.novel, q.unique, q.temperature, q.top_k)
-        result = m.sample(q.n, seed, c)
+        c = Constraints(
+            q.prefix,
+            q.min_len,
+            q.max_len,
+            q.novel,
+            q.unique,
+            q.temperature,
+            q.top_k,
+            q.old20_min,
+            q.old20_max,
+        )
+        allowance = m.allowance()  # the request's lexicon work: OLD20 filters and stats
+        result = m.sample(q.n, seed, c, allowance)
         metrics.words_generated(m.name, q.n, result.constrained)
         if result.rejected:
             metrics.words_rejected(m.name, result.rejected)
+        stats = m.score(result.words, True, allowance) if q.stats else None
+        if wants_csv():
+            table = words_csv(result.words) if stats is None else scores_csv(stats)
+            return csv_text(table, {"X-Seed": str(seed), "X-Model": m.version})
         # Our own output, built from validated values: no need to validate it again.
-        return json_answer(
-            SampleResponse.model_construct(words=result.words, n=q.n, seed=seed, model=m.version)
+        answer = SampleResponse.model_construct(
+            words=result.words, n=q.n, seed=seed, model=m.version
         )
+        if stats is None:
+            return json_answer(answer)
+        text = answer.model_dump_json(exclude_none=True)
+        return json_text(f'{text[:-1]},"stats":[{",".join(scores_json(stats, bigrams=False))}]}}')
 
     @bp.get(
         "/score",
@@ -82,6 +110,8 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
         """How likely the model finds a word: its bigrams' log-probabilities, start and end
         included, their sum, the NLL per symbol and the perplexity."""
         (result,) = served(query.model).score([query.word])
+        if wants_csv():
+            return csv_text(scores_csv([result]))
         return json_text(scores_json([result])[0])
 
     @bp.post(
@@ -93,7 +123,39 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     @validated(query=ModelQuery, body=ScoreBody, max_body=score_bytes)
     def score_many(query: ModelQuery, body: ScoreBody):  # type: ignore[valid-type]
         """The scores of `{"words": [...]}`, in order."""
-        scores = ",".join(scores_json(served(query.model).score(body.words)))
-        return json_text(f'{{"scores":[{scores}]}}')
+        results = served(query.model).score(body.words)
+        if wants_csv():
+            return csv_text(scores_csv(results))
+        return json_text(f'{{"scores":[{",".join(scores_json(results))}]}}')
+
+    @bp.post(
+        "/pseudowords",
+        tags=[MODEL_TAG],
+        responses={
+            200: PseudowordsResponse,
+            **BAD_REQUEST,
+            **NOT_FOUND,
+            **TOO_LARGE,
+            **UNPROCESSABLE,
+        },
+        summary=f"Pseudowords matched to 1 to {MAX_TARGETS} target words",
+    )
+    @validated(body=PseudowordsBody, max_body=pseudowords_bytes)
+    def pseudowords(body: PseudowordsBody):  # type: ignore[valid-type]
+        """For each target, `per_target` novel words of its length (unique in the answer) whose
+        OLD20 and NLL per symbol lie within the tolerances of the target's; targets that cannot
+        be matched within the request's bounded work are listed under `unmatched` with the
+        reason. Exact: each word comes with probability P(w) / P(constraints)."""
+        m = served(body.model)
+        seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        matched = m.pseudowords(
+            body.targets, body.per_target, seed, body.old20_tolerance, body.nll_tolerance
+        )
+        words = sum(len(item.pseudowords) for item in matched.items)
+        metrics.words_generated(m.name, words, True)
+        if wants_csv():
+            return csv_text(pseudowords_csv(matched), {"X-Seed": str(seed), "X-Model": m.version})
+        answer = PseudowordsResponse.model_validate(matched.json(seed, m.version))
+        return json_answer(answer, exclude_none=False)
 
     return bp
