@@ -724,7 +724,8 @@ class WordFilter(Accept):
 
     def in_range(self, word: str) -> bool:
         lo, hi = self.old20
-        old20 = self.allowance.neighbourhood(self.lexicon, word).old20
-        if old20 is None:
+        above = None if hi is None else hi + EPSILON
+        old20 = self.allowance.neighbourhood(self.lexicon, word, above=above).old20
+        if old20 is None:  # above hi (or no other word in the lexicon)
             return False
         return (lo is None or old20 >= lo - EPSILON) and (hi is None or old20 <= hi + EPSILON)

@@ -111,6 +111,9 @@ class Neighbourhood:
     neighbours: tuple[str, ...]  # the entries at distance 1, in lexicon order
     nearest: tuple[tuple[str, int], ...]  # the k closest (entry, distance): distance, then order
     work: int  # exact distance computations spent
+    # Set when a search stopped early (`above`): OLD20 is known only to exceed this lower
+    # bound; `old20` is then None and the other figures are incomplete.
+    old20_above: float | None = None
 
 
 # -- normalisation -------------------------------------------------------------------------------
@@ -532,7 +535,11 @@ class Lexicon:
         np.subtract(self._lens[p:e], common[p - s :], out=lb[p - s :])
         return lb
 
-    def _search(self, q: str, k: int, budget: int | None) -> Neighbourhood:
+    def _search(
+        self, q: str, k: int, budget: int | None, above: float | None = None
+    ) -> Neighbourhood:
+        """`neighbourhood`; with `above`, the search may stop as soon as OLD20 is known to
+        exceed it (`Neighbourhood.old20_above`)."""
         if k < 0:
             raise ValueError("k must be >= 0")
         m = len(q)
@@ -653,6 +660,16 @@ class Lexicon:
                 return self._answer(q, k, found_i, found_d, spent, t)
             if top_bound is not None and t >= top_bound:  # every entry measured
                 return self._answer(q, k, found_i, found_d, spent, MAX_WORD_LEN)
+            if above is not None:
+                # Levels 1 .. t are complete: the entries missing from the 20 closest lie
+                # beyond t, so OLD20 >= (the known distances + (t + 1) for each missing) / 20.
+                within = hist[1 : t + 1]
+                known = int(within.sum())
+                if known < OLD_N:
+                    total = int((within * np.arange(1, t + 1)).sum())
+                    bound = (total + (OLD_N - known) * (t + 1)) / OLD_N
+                    if bound > above and len(self) > OLD_N + 1:
+                        return Neighbourhood(q, None, (), (), spent, old20_above=bound)
             t += 1
 
     def _answer(self, q, k, found_i, found_d, spent, t) -> Neighbourhood:
@@ -817,13 +834,18 @@ class Allowance:
     def add(self, other: Allowance) -> None:
         self.spent += other.spent
 
-    def neighbourhood(self, lexicon: Lexicon, word: str, k: int = NEAREST_K) -> Neighbourhood:
+    def neighbourhood(
+        self, lexicon: Lexicon, word: str, k: int = NEAREST_K, above: float | None = None
+    ) -> Neighbourhood:
+        """`lexicon.neighbourhood(word, k)`, charged; with `above`, a search that may stop once
+        OLD20 is known to exceed it (`Neighbourhood.old20_above`, for filters)."""
         q = lexicon._query(word)
+        key = (q, k, above)
         with _CACHE_LOCK:
             cache = _CACHES.setdefault(lexicon, OrderedDict())
-            known = cache.get((q, k))
+            known = cache.get(key)
             if known is not None:
-                cache.move_to_end((q, k))
+                cache.move_to_end(key)
         left = self.left
         if left is not None:
             left -= SEARCH_COST
@@ -835,13 +857,13 @@ class Allowance:
             if left is not None and left < 0:
                 raise LexiconBudgetExceeded(q, self.limit, self.spent, SEARCH_COST)
             try:
-                found = lexicon._search(q, k, left)
+                found = lexicon._search(q, k, left, above)
             except LexiconBudgetExceeded as e:
                 raise LexiconBudgetExceeded(
                     q, self.limit, self.spent + SEARCH_COST + e.spent, e.wanted
                 ) from None
             with _CACHE_LOCK:
-                cache[(q, k)] = found
+                cache[key] = found
                 while len(cache) > CACHE_WORDS:
                     cache.popitem(last=False)
         self.spent += SEARCH_COST + found.work

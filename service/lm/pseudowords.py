@@ -10,14 +10,13 @@ comes with probability P(w) / P(those constraints), and the answer depends only 
 the targets in order and the parameters.
 
 Targets are taken in order. Each has its own seed (`target_seed`), the rejection budget in
-symbols, and a share of the request's lexicon work (`TARGET_SHARE`); a target that cannot be
-matched within them is listed under `unmatched` with the reason, its words given back, and
-the others are answered.
+symbols (of REQUEST_SYMBOLS times that for the whole request), and a share of the request's
+lexicon work (`TARGET_SHARE`); a target that cannot be matched within them is listed under
+`unmatched` with the reason, its words given back, and the others are answered.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 import unicodedata
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ DEFAULT_OLD20_TOLERANCE = 0.3
 DEFAULT_NLL_TOLERANCE = 0.3
 MAX_TOLERANCE = 10.0
 TARGET_SHARE = 10  # one target may do at most 1/TARGET_SHARE of the request's lexicon work
+REQUEST_SYMBOLS = 10  # a request may draw this many times the rejection budget, all targets
 CANDIDATES = 64  # candidates walked together, at least
 
 _MASK64 = (1 << 64) - 1
@@ -132,7 +132,10 @@ def _describe(figures: Sequence[Figures]) -> dict:
 
 
 class _OutOfWork(Exception):
-    """The target's rejection budget ran out."""
+    """The target's rejection budget ran out, after `found` pseudowords."""
+
+    def __init__(self, found: int = 0):
+        self.found = found
 
 
 class _Candidates(Accept):
@@ -148,15 +151,15 @@ class _Candidates(Accept):
     def screen(self, words: list[str]) -> list[str | None]:
         m = self.m
         reasons: list[str | None] = [None] * len(words)
-        scores = m.scorer.score(words)
-        for i, s in enumerate(scores):
-            nll = s.nll_per_symbol
+        # Every candidate has the target's length: nll_per_symbol = -logprob / (L + 1).
+        nlls = (-m.scorer.logprobs(words) / (self.target.length + 1)).tolist()
+        for i, (word, nll) in enumerate(zip(words, nlls, strict=True)):
             if not self.nll_lo <= nll <= self.nll_hi:
                 reasons[i] = "nll"
-            elif s.word in m.training:
+            elif word in m.training:
                 reasons[i] = "novel"
             else:
-                self._nll[s.word] = nll
+                self._nll[word] = nll
         rest = [i for i, r in enumerate(reasons) if r is None]
         if rest:
             for i in np.flatnonzero(m.lexicon.contains([words[i] for i in rest])).tolist():
@@ -166,9 +169,10 @@ class _Candidates(Accept):
     def __call__(self, word: str) -> str | None:
         if word in self.used:
             return "unique"
-        nb = self.allowance.neighbourhood(self.m.lexicon, word)
         t = self.target.old20
-        if nb.old20 is None or abs(nb.old20 - t) > self.m.old20_tolerance + EPSILON:
+        tolerance = self.m.old20_tolerance + EPSILON
+        nb = self.allowance.neighbourhood(self.m.lexicon, word, above=t + tolerance)
+        if nb.old20 is None or abs(nb.old20 - t) > tolerance:
             return "old20"
         self.used.add(word)
         self.kept.append(
@@ -208,13 +212,30 @@ class Matcher:
         ]
         used = set(normal)  # no pseudoword is a target, nor a word kept before
         share = None if allowance.limit is None else allowance.limit // TARGET_SHARE
+        budget = self.constrained.rejection_budget
+        symbols = REQUEST_SYMBOLS * budget  # left for the request
         for i, (given, word) in enumerate(zip(targets, normal, strict=True)):
             part = allowance.part(share)
             try:
                 reason = self._unfit(word)
+                if reason is None and symbols <= 0:
+                    reason = "the request's rejection budget ran out"
                 if reason is None:
                     target = self._figures(word, part)
-                    item = self._match_one(target, per_target, target_seed(seed, i), used, part)
+                    limit = min(budget, symbols)
+                    try:
+                        item, spent = self._match_one(
+                            target, per_target, target_seed(seed, i), used, part, limit
+                        )
+                    except _OutOfWork as e:
+                        whose = "the request's" if limit < budget else "the"
+                        item, spent = (
+                            f"found {e.found} of {per_target} pseudowords before {whose} "
+                            f"rejection budget ({limit:,} symbols drawn for rejected words) "
+                            "ran out",
+                            limit,
+                        )
+                    symbols -= spent
                     if isinstance(item, Item):
                         answer.items.append(item)
                     else:
@@ -255,16 +276,24 @@ class Matcher:
         )
 
     def _match_one(
-        self, target: Figures, k: int, seed: int, used: set[str], allowance: Allowance
-    ) -> Item | str:
+        self,
+        target: Figures,
+        k: int,
+        seed: int,
+        used: set[str],
+        allowance: Allowance,
+        budget: int,
+    ) -> tuple[Item | str, int]:
+        """The target's item, or why not, and the symbols drawn for rejected words; raises
+        `_OutOfWork` when they would pass `budget` (its words given back)."""
         L = target.length
         if target.old20 is None:
-            return "the target has no OLD20 (the lexicon holds no other word)"
+            return "the target has no OLD20 (the lexicon holds no other word)", 0
         c = self.constrained
         chain = c.chain(1.0, c.V, L, L)
         lm = self.lm
         if not chain.possible(lm.start, []):
-            return f"the model makes no word of {L} symbols"
+            return f"the model makes no word of {L} symbols", 0
         accept = _Candidates(self, target, used, allowance)
 
         def exhausted(found: int, n: int) -> None:
@@ -272,28 +301,13 @@ class Matcher:
 
         walker = Walker(lm.next, lm.alphabet, lm.start, 0, L)
         try:
-            conditioned_words(
-                walker,
-                chain.rows,
-                seed,
-                k,
-                accept,
-                (c.rejection_budget, exhausted),
-                min_batch=CANDIDATES,
+            _, rejected = conditioned_words(
+                walker, chain.rows, seed, k, accept, (budget, exhausted), min_batch=CANDIDATES
             )
         except (_OutOfWork, LexiconBudgetExceeded) as e:
             used.difference_update(f.word for f in accept.kept)
             if isinstance(e, LexiconBudgetExceeded):
                 raise
-            return (
-                f"found {len(accept.kept)} of {k} pseudowords before the rejection budget "
-                f"({c.rejection_budget:,} symbols drawn for rejected words) ran out"
-            )
-        return Item(target, accept.kept)
-
-
-def check_tolerance(name: str, value: float) -> str | None:
-    """Why a tolerance is refused, or None."""
-    if not (math.isfinite(value) and 0 <= value <= MAX_TOLERANCE):
-        return f"{name} must be from 0 to {MAX_TOLERANCE} (got {value})"
-    return None
+            raise _OutOfWork(len(accept.kept)) from None
+        # Every candidate has L symbols, all drawn (a walk that reaches L draws no end).
+        return Item(target, accept.kept), L * sum(rejected.values())

@@ -194,20 +194,14 @@ class Scorer:
         the model has one), within `allowance` (else the scorer's budget):
         `LexiconBudgetExceeded` when it runs out."""
         normal = [unicodedata.normalize("NFC", w) for w in words]
-        codes, lengths, kept = self.lm.encode_words(normal)
-        if not kept.all() or not lengths.all():
-            self._name_error(normal)
+        codes, lengths, valid, st, lp, totals = self._walk(normal)
         V = self._V
-        states = self.lm.walk(codes[:, :-1], lengths)
-        valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
         prev = np.zeros_like(codes)
         prev[:, 1:] = codes[:, :-1]
-        st, sym = states[valid], codes[valid]
-        lp = self._logP[st * V + sym]
-        flat = (prev[valid] * V + sym).tolist()
+        flat = (prev[valid] * V + codes[valid]).tolist()
         sizes = lengths + 1  # predictions per word
         ends = np.cumsum(sizes)
-        totals = np.add.reduceat(lp, ends - sizes).tolist()
+        totals = totals.tolist()
         st, lp = st.tolist(), lp.tolist()
         known = self.words
         out, start = [], 0
@@ -222,6 +216,25 @@ class Scorer:
         if lexical:
             self.add_lexical(out, allowance)
         return out
+
+    def logprobs(self, words: Sequence[str]) -> np.ndarray:
+        """(len(words),) float64: each word's `logprob`, the same numbers as `score`'s, without
+        the rest (for many candidate words: NFC, as the model writes them)."""
+        return self._walk(words)[-1]
+
+    def _walk(self, words: Sequence[str]):
+        """The words' codes, lengths, valid positions, states, symbol log-probabilities (at the
+        valid positions, word after word) and totals."""
+        codes, lengths, kept = self.lm.encode_words(words)
+        if not kept.all() or not lengths.all():
+            self._name_error(list(words))
+        states = self.lm.walk(codes[:, :-1], lengths)
+        valid = np.arange(codes.shape[1])[None, :] <= lengths[:, None]
+        st = states[valid]
+        lp = self._logP[st * self._V + codes[valid]]
+        sizes = lengths + 1  # predictions per word
+        totals = np.add.reduceat(lp, np.cumsum(sizes) - sizes)
+        return codes, lengths, valid, st, lp, totals
 
     def add_lexical(self, scores: list[WordScore], allowance: Allowance | None = None) -> None:
         """Fill each score's `lexical` (nothing for a model without a lexicon)."""
