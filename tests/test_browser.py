@@ -120,13 +120,18 @@ class Home:
     def seed(self) -> str:
         return self.page.locator("#seed-used").inner_text()
 
+    @property
+    def seed_field(self) -> Locator:
+        """The generate form's seed (the experiment section has one of its own)."""
+        return self.page.locator("#sample-form").get_by_label("Seed")
+
     def sample_href(self) -> str:
         return self.page.locator("#sample-link").evaluate("a => a.href")
 
     def generate(self, n: str | int, seed: str | int | None) -> int:
         """Fill the form and click Generate; return the status of the /sample answer."""
         self.page.get_by_label("Count", exact=True).fill(str(n))
-        self.page.get_by_label("Seed").fill("" if seed is None else str(seed))
+        self.seed_field.fill("" if seed is None else str(seed))
         with self.page.expect_response(lambda r: urlsplit(r.url).path == "/sample") as answer:
             self.page.get_by_role("button", name="Generate").click()
         expect(self.page.locator("#sample-result")).to_have_attribute("aria-busy", "false")
@@ -261,8 +266,8 @@ def test_generate_with_a_seed_shows_the_apis_words(home, server):
     assert h.generate(7, None) == 200
     seed, words = h.seed(), h.words()
     h.page.get_by_role("button", name="Use this seed").click()
-    expect(h.page.get_by_label("Seed")).to_have_value(seed)
-    expect(h.page.get_by_label("Seed")).to_be_focused()
+    expect(h.seed_field).to_have_value(seed)
+    expect(h.seed_field).to_be_focused()
     assert h.generate(7, seed) == 200
     assert h.words() == words
     h.assert_clean()
@@ -292,16 +297,15 @@ def test_bad_input_shows_the_apis_problem(home, server, n, seed, parameter):
     alert = h.page.get_by_role("alert").filter(has_text=detail)
     expect(alert).to_have_text(detail)
     expect(alert).to_have_id("sample-error")
-    expect(h.page.get_by_label("Seed" if parameter == "seed" else "Count")).to_have_attribute(
-        "aria-invalid", "true"
-    )
+    field = h.seed_field if parameter == "seed" else h.page.get_by_label("Count")
+    expect(field).to_have_attribute("aria-invalid", "true")
     assert h.words() == before  # the last good batch stays
 
     # Put right, the error goes away.
     assert h.generate(3, 99) == 200
     expect(h.page.locator("#sample-error")).to_be_empty()
     expect(h.page.get_by_label("Count")).not_to_have_attribute("aria-invalid", "true")
-    expect(h.page.get_by_label("Seed")).not_to_have_attribute("aria-invalid", "true")
+    expect(h.seed_field).not_to_have_attribute("aria-invalid", "true")
     assert h.words() == api_words(server, 3, 99)
     h.assert_clean(bad_requests=(answer.url,))
 
@@ -472,10 +476,11 @@ def test_numbers_are_the_models(home, model):
         "The numbers",
         "The model: P(next | previous)",
         "What comes next",
+        "Experiment: matched pseudowords",
     ]
     expect(page.get_by_role("grid", name="The model")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Count")).to_be_visible()
-    expect(page.get_by_role("textbox", name="Seed")).to_be_visible()
+    expect(page.locator("#sample-form").get_by_role("textbox", name="Seed")).to_be_visible()
     h.assert_clean()
 
 

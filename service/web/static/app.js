@@ -1,6 +1,8 @@
 // The civil-words home page: words from /sample, the matrix P from /matrix, the numbers from
-// /model, one bigram at a time from /prob, scores from /score, the next-symbol distribution after
-// any beginning from /next, the served models (their orders, their NLLs) from /models.
+// /model, one bigram at a time from /prob, scores (and the word's place among real words) from
+// /score, the next-symbol distribution after any beginning from /next, the served models (their
+// orders, their NLLs, their lexicons) from /models, matched pseudowords (a table, a summary, a
+// CSV) from POST /pseudowords.
 // Plain DOM, no framework, nothing from other hosts; the page's CSP allows no inline script or
 // style markup, so styles are set through the CSSOM.
 
@@ -18,27 +20,53 @@ class ApiError extends Error {
   }
 }
 
-/** GET `path`; resolve to {body, text} (the raw text too: seeds may exceed 2^53). */
-async function getJSON(path) {
-  let res;
+/** fetch(), its network failure said in words. */
+async function request(path, init) {
   try {
-    res = await fetch(path, { headers: { Accept: "application/json" } });
+    return await fetch(path, init);
   } catch {
     throw new ApiError("The service could not be reached. Try again in a moment.");
   }
-  const text = await res.text();
-  let body = null;
+}
+
+const parseJSON = (text) => {
   try {
-    body = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    // handled below
+    return null;
   }
-  if (!res.ok) {
-    const detail = body && (body.detail || body.title);
-    throw new ApiError(detail || `The service answered ${res.status} ${res.statusText}.`, body);
-  }
+};
+
+/** The error of an answer that is not ok: its problem's detail when it sent one. */
+function answerError(res, text) {
+  const problem = parseJSON(text);
+  const detail = problem && (problem.detail || problem.title);
+  return new ApiError(detail || `The service answered ${res.status} ${res.statusText}.`, problem);
+}
+
+/** {body, text} of a JSON answer (the raw text too: seeds may exceed 2^53). */
+async function readJSON(res) {
+  const text = await res.text();
+  if (!res.ok) throw answerError(res, text);
+  const body = parseJSON(text);
   if (body === null) throw new ApiError("The service sent an answer this page cannot read.");
   return { body, text };
+}
+
+/** GET `path`; resolve to {body, text}. */
+async function getJSON(path) {
+  return readJSON(await request(path, { headers: { Accept: "application/json" } }));
+}
+
+/** POST the JSON text `body` to `path`, asking for `accept`; the Response when it is ok. */
+async function post(path, body, accept) {
+  const res = await request(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: accept },
+    body,
+  });
+  if (!res.ok) throw answerError(res, await res.text());
+  return res;
 }
 
 /** The seed exactly as the service wrote it: JSON.parse rounds integers beyond 2^53. */
@@ -260,11 +288,64 @@ function showScore(score, href) {
   $("score-perplexity").textContent =
     score.perplexity === null ? "beyond any number" : score.perplexity.toPrecision(4);
   $("score-corpus").textContent = corpusText[String(score.in_corpus)];
+  showLexiconFigures(score);
   const link = $("score-link");
   link.href = href;
   link.textContent = decodeURIComponent(href);
   drawBigrams(score.bigrams);
   $("score-result").hidden = false;
+}
+
+const NEIGHBOURS_OPEN = 12; // a longer list of neighbours starts folded
+const plural = (n, word) => `${fmtInt(n)} ${word}${n === 1 ? "" : "s"}`;
+/** OLD20 is a mean of 20 whole distances: two decimals say it exactly. */
+const fmtOld20 = (x) => (x === null || x === undefined ? "\u2014" : x.toFixed(2));
+const fmtZipf = (z) => (z === null || z === undefined ? "no frequency" : `Zipf ${z.toFixed(2)}`);
+
+/** The word among real words: whether it is one (which, how frequent), its OLD20, its
+ * neighbours and the nearest lexicon words. A model without a lexicon answers null for each. */
+function showLexiconFigures(score) {
+  const none = score.in_lexicon === null || score.in_lexicon === undefined;
+  const inLexicon = $("score-in-lexicon");
+  if (none) {
+    inLexicon.textContent = "no lexicon";
+  } else if (score.in_lexicon) {
+    const matches = score.matches.flatMap((m, k) => [
+      k ? ", " : "",
+      el("span", { class: "match", lang: "fr", text: m.word }),
+      " ",
+      el("span", { class: "match-zipf", text: fmtZipf(m.zipf) }),
+    ]);
+    inLexicon.replaceChildren("a real word: ", ...matches);
+  } else {
+    inLexicon.textContent = "not in the lexicon";
+  }
+  $("score-old20").textContent = none ? "no lexicon" : fmtOld20(score.old20);
+  const neighbours = none ? [] : score.neighbours;
+  $("score-neighbour-count").textContent = none
+    ? "no lexicon"
+    : neighbours.length === 0
+      ? "0: no word one edit away"
+      : `${plural(neighbours.length, "word")} one edit away`;
+  const list = $("score-neighbours");
+  list.hidden = neighbours.length === 0;
+  list.open = neighbours.length <= NEIGHBOURS_OPEN;
+  $("score-neighbours-summary").textContent = `The ${plural(neighbours.length, "neighbour")}`;
+  $("score-neighbour-list").replaceChildren(
+    ...neighbours.map((w) => el("li", { text: w })),
+  );
+  const nearest = none ? [] : score.nearest;
+  $("score-nearest-box").hidden = nearest.length === 0;
+  $("score-nearest").replaceChildren(
+    ...nearest.map(({ word, distance }) =>
+      el(
+        "li",
+        { "data-distance": distance },
+        el("span", { class: "nearest-word", lang: "fr", text: word }),
+        el("span", { class: "sub nearest-distance", text: plural(distance, "edit") }),
+      ),
+    ),
+  );
 }
 
 /** A context as the page names it: "start" for the start of a word alone. */
@@ -797,6 +878,212 @@ function initNext() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Experiment: matched pseudowords (POST /pseudowords). The targets, one a line; for each, the
+// pseudowords the service matched to it, in a table; the summary of both sets side by side; the
+// CSV of the very request shown (its seed fixed), downloaded as a file.
+
+const pwInputs = {
+  targets: $("pw-targets"),
+  per_target: $("pw-per-target"),
+  old20_tolerance: $("pw-old20-tolerance"),
+  nll_tolerance: $("pw-nll-tolerance"),
+  seed: $("pw-seed"),
+};
+let pwRequest = 0;
+let pwShown = null; // the JSON text of the request whose answer the section shows
+
+const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+/** A field as JSON: a number as typed (whole: a seed may pass 2^53, beyond a JavaScript
+ * number), anything else as a string, for the service to say what is wrong with it. */
+const jsonValue = (text) => (JSON_NUMBER.test(text) ? text : JSON.stringify(text));
+
+/** The form as it stands: the targets (non-empty lines, trimmed) and each field's text. */
+function pseudowordsForm() {
+  const targets = pwInputs.targets.value
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+  const fields = {};
+  for (const name of ["per_target", "old20_tolerance", "nll_tolerance", "seed"]) {
+    fields[name] = pwInputs[name].value.trim();
+  }
+  return { targets, fields, model: chosenModel };
+}
+
+/** The request's JSON text, written out by hand so that the seed stays exact; an empty field
+ * is left out (the service's default). */
+function pseudowordsBody({ targets, fields, model }) {
+  const parts = [`"targets":${JSON.stringify(targets)}`];
+  for (const [name, value] of Object.entries(fields)) {
+    if (value !== "") parts.push(`"${name}":${jsonValue(value)}`);
+  }
+  if (model !== null) parts.push(`"model":${JSON.stringify(model)}`);
+  return `{${parts.join(",")}}`;
+}
+
+async function matchPseudowords() {
+  const ticket = ++pwRequest;
+  const form = pseudowordsForm();
+  const result = $("pw-result");
+  const button = $("pw-button");
+  result.setAttribute("aria-busy", "true");
+  button.disabled = true;
+  $("pw-status").textContent = "Matching\u2026";
+  try {
+    const res = await post("/pseudowords", pseudowordsBody(form), "application/json");
+    const { body, text } = await readJSON(res);
+    if (ticket !== pwRequest) return;
+    const seed = rawSeed(text, body.seed);
+    // The CSV asks the same again with the seed used: the very pseudowords of the table.
+    pwShown = pseudowordsBody({ ...form, fields: { ...form.fields, seed } });
+    showPseudowords(body, seed);
+  } catch (err) {
+    if (ticket !== pwRequest) return;
+    showPseudowordsError(err);
+  } finally {
+    if (ticket === pwRequest) {
+      result.setAttribute("aria-busy", "false");
+      button.disabled = false;
+    }
+  }
+}
+
+const fmtNll = (x) => x.toFixed(3);
+/** A summary figure: "mean ± sd", the mean alone below two values, a dash for none. */
+function fmtMeanSd({ mean, sd }, fmt) {
+  if (mean === null) return "\u2014";
+  return sd === null ? fmt(mean) : `${fmt(mean)} \u00b1 ${fmt(sd)}`;
+}
+
+/** One row of the table: a target (with its lexicon standing) or one of its pseudowords. */
+function pseudowordRow(item, role, w) {
+  const target = role === "target";
+  let zipf = "\u2014";
+  if (target && w.in_lexicon === false) zipf = "not a word";
+  else if (target && w.zipf !== null) zipf = w.zipf.toFixed(2);
+  const neighbours = el("td", { class: "num neighbours", text: String(w.neighbours.length) });
+  if (w.neighbours.length) neighbours.title = w.neighbours.join(" ");
+  return el(
+    "tr",
+    { class: target ? "pw-target" : "pw-pseudo", "data-role": role, "data-item": item },
+    el("td", { class: "num item", text: target ? String(item) : "" }),
+    el("td", { class: "role", text: role }),
+    el("th", { scope: "row", class: "word", lang: "fr", text: w.word }),
+    el("td", { class: "num length", text: String(w.length) }),
+    el("td", { class: "num nll", text: fmtNll(w.nll_per_symbol) }),
+    el("td", { class: "num old20", text: fmtOld20(w.old20) }),
+    neighbours,
+    el("td", { class: "num zipf", text: zipf }),
+  );
+}
+
+function showPseudowords(body, seed) {
+  $("pw-error").textContent = "";
+  for (const input of Object.values(pwInputs)) input.removeAttribute("aria-invalid");
+  const table = $("pw-table");
+  table.querySelectorAll("tbody").forEach((part) => part.remove());
+  // One row group per target: the target, then its pseudowords.
+  body.items.forEach(({ target, pseudowords }, k) => {
+    table.append(
+      el(
+        "tbody",
+        {},
+        pseudowordRow(k + 1, "target", target),
+        ...pseudowords.map((w) => pseudowordRow(k + 1, "pseudoword", w)),
+      ),
+    );
+  });
+  const { targets, pseudowords } = body.summary;
+  const formats = { length: (x) => x.toFixed(2), old20: fmtOld20, nll_per_symbol: fmtNll };
+  for (const tr of $("pw-summary").tBodies[0].rows) {
+    const figure = tr.dataset.figure;
+    const [t, p] = [targets[figure], pseudowords[figure]];
+    const text = (x) => (figure === "count" ? fmtInt(x) : fmtMeanSd(x, formats[figure]));
+    tr.cells[1].textContent = text(t);
+    tr.cells[2].textContent = text(p);
+  }
+  const unmatched = body.unmatched;
+  $("pw-unmatched-box").hidden = unmatched.length === 0;
+  $("pw-unmatched").replaceChildren(
+    ...unmatched.map(({ target, reason }) =>
+      el(
+        "li",
+        { "data-target": target },
+        el("span", { class: "word", lang: "fr", text: target }),
+        el("span", { class: "reason", text: reason }),
+      ),
+    ),
+  );
+  $("pw-seed-used").textContent = seed;
+  $("pw-model").textContent = body.model;
+  $("pw-result").hidden = false;
+  const missed = unmatched.length ? `; ${plural(unmatched.length, "target")} not matched` : "";
+  $("pw-status").textContent =
+    `${plural(targets.count, "target")} matched with ` +
+    `${plural(pseudowords.count, "pseudoword")}${missed} (seed ${seed}).`;
+}
+
+/** The problem's detail in the section's alert; the fields it names marked (a target's
+ * parameter is `targets[k]`: the box of targets). The last table stays. */
+function showPseudowordsError(err) {
+  $("pw-error").textContent = err.message;
+  $("pw-status").textContent = "";
+  const bad = new Set((err.problem?.errors || []).map((e) => e.parameter.replace(/\[.*$/, "")));
+  for (const [name, input] of Object.entries(pwInputs)) {
+    if (bad.has(name)) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+  const first = Object.keys(pwInputs).find((name) => bad.has(name));
+  if (first) pwInputs[first].focus();
+}
+
+/** The shown request again, as CSV, saved as pseudowords.csv (a Blob and a link to it:
+ * nothing leaves the page, which the CSP allows). */
+async function downloadCsv() {
+  if (pwShown === null) return;
+  const button = $("pw-download");
+  button.disabled = true;
+  try {
+    const res = await post("/pseudowords", pwShown, "text/csv");
+    const url = URL.createObjectURL(await res.blob());
+    const a = el("a", { href: url, download: "pseudowords.csv", hidden: "" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000); // once the download surely has it
+    $("pw-error").textContent = "";
+    $("pw-status").textContent = "pseudowords.csv downloaded.";
+  } catch (err) {
+    $("pw-error").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Which lexicon the picked model's pseudowords must not be in (from /models). */
+function showLexiconSource() {
+  const entry = currentEntry();
+  const note = $("pw-lexicon");
+  note.hidden = entry === undefined || entry.lexicon === undefined;
+  if (note.hidden) return;
+  const lex = entry.lexicon;
+  note.textContent =
+    lex === null
+      ? `The model \u201c${entry.name}\u201d has no lexicon, so no pseudowords to match: ` +
+        "pick a model trained with --language."
+      : `Lexicon of \u201c${entry.name}\u201d: ${lex.source}, ${plural(lex.size, "word")} ` +
+        `(${fmtInt(lex.extra_words)} of them training words the source lacks).`;
+}
+
+function initPseudowords() {
+  $("pw-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    matchPseudowords();
+  });
+  $("pw-download").addEventListener("click", downloadCsv);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The served models side by side: order, smoothing, training and held-out NLL (GET /models).
 
 function showModelsTable() {
@@ -1054,6 +1341,7 @@ async function loadModels() {
     chosenModel = m.name;
     describe(m);
     markCurrentModel();
+    showLexiconSource();
     $("prob-result").replaceChildren(
       el("p", { class: "prob-empty", text: "Pick a cell to ask the API for that bigram." }),
     );
@@ -1068,9 +1356,13 @@ async function loadModels() {
 
 initHeatmapEvents();
 initNext();
+initPseudowords();
 generate();
 scoreWord();
 showNext();
 loadLimits();
 // The models first: their orders say whether to ask /matrix at all.
-loadModels().then(loadModel);
+loadModels().then(() => {
+  showLexiconSource();
+  return loadModel();
+});
