@@ -269,10 +269,20 @@ def test_figures_batch(sample):
     assert lex.nearest("maisom", k=3) == list(got[1].nearest[:3])
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 256])
+@pytest.mark.parametrize("bad", ["x" * 256, "X" * 300])
 def test_bad_queries(bad):
     with pytest.raises(ValueError):
         Lexicon(["abc"]).neighbourhood(bad)
+
+
+def test_the_empty_word_stands_at_each_entrys_length():
+    """A model can make the empty word (the notebook's can): every entry is its length away."""
+    words = ["abc", "a", "de", "b", "fghij", "k"] + [f"w{i:03d}" for i in range(30)]
+    nb = Lexicon(words).neighbourhood("")
+    lengths = sorted(len(w) for w in words)
+    assert nb.old20 == sum(lengths[:20]) / 20
+    assert nb.neighbours == ("a", "b", "k")
+    assert nb.nearest == (("a", 1), ("b", 1), ("k", 1), ("de", 2), ("abc", 3))
 
 
 # -- bounded work -------------------------------------------------------------------------------

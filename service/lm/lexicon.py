@@ -510,8 +510,6 @@ class Lexicon:
 
     def _query(self, word: str) -> str:
         q = normalize(word)
-        if not q:
-            raise ValueError("an empty word has no neighbourhood")
         if len(q) > MAX_WORD_LEN:
             raise ValueError(f"a word longer than {MAX_WORD_LEN} characters")
         return q
@@ -543,6 +541,10 @@ class Lexicon:
         if k < 0:
             raise ValueError("k must be >= 0")
         m = len(q)
+        if m == 0:  # (a model may make the empty word) every entry lies at its length
+            return self._answer(
+                q, k, [np.arange(len(self))], [self._lens.astype(np.int32)], 0, MAX_WORD_LEN
+            )
         need = max(OLD_N, k)
         top = self._max_len
         classes = Counter(self._class_of.get(c, self._other) for c in q)
