@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     script = mix_script()
+    shown = ", ".join(p if isinstance(p, str) else "POST " + p[0] for p in MIX)
     server = start_server(args.model, workers=args.workers)
     try:
         print(
             f"civil-words soak: {server.url}, {args.workers} workers, "
-            f"wrk -t{THREADS} -c{CONNECTIONS}, mix {', '.join(MIX)}"
+            f"wrk -t{THREADS} -c{CONNECTIONS}, mix {shown}"
         )
         run_wrk(server.url, seconds=5, script=script)  # warm-up, not counted
         workers = server.worker_pids()

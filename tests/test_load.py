@@ -20,28 +20,53 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.test_limits import workers_of
 
 WRK = "/usr/bin/wrk"
-# The mix, one request of each in turn on every connection.
-MIX = ["/sample?n=1", "/sample?n=50", "/prob?bigram=es", "/loss", "/model", "/healthz"]
-MIX_ENDPOINTS = {"/sample", "/prob", "/loss", "/model", "/healthz"}
+# The mix, one request of each in turn on every connection (a path is a GET; a pair, a POST of
+# that JSON body): the lexicon's answers among them (OLD20, stats, matched pseudowords).
+PSEUDOWORDS = '{"targets": ["maison"], "per_target": 2, "seed": 1}'
+MIX = [
+    "/sample?n=1",
+    "/sample?n=50",
+    "/prob?bigram=es",
+    "/loss",
+    "/model",
+    "/healthz",
+    "/score?word=maison",
+    "/sample?n=5&seed=1&novel=true&stats=true",
+    ("/pseudowords", PSEUDOWORDS),
+]
+MIX_ENDPOINTS = {"/sample", "/prob", "/loss", "/model", "/healthz", "/score", "/pseudowords"}
 THREADS, CONNECTIONS = 2, 32
 PSS_GROWTH = 0.20  # generous: the run must not leak, not be tight to the KiB
 
 
-def mix_script(paths: list[str] = MIX) -> Path:
-    """A wrk Lua script sending `paths` in turn."""
-    listed = ", ".join(f'"{p}"' for p in paths)
+def mix_script(paths: list = MIX) -> Path:
+    """A wrk Lua script sending `paths` in turn (a path: GET; (path, JSON body): POST)."""
+
+    def entry(p) -> str:
+        path, body = (p, None) if isinstance(p, str) else p
+        return f"{{{_lua(path)}, {_lua(body) if body else 'nil'}}}"
+
+    listed = ", ".join(map(entry, paths))
     lua = (
         f"local paths = {{{listed}}}\n"
+        'local json = {["Content-Type"] = "application/json"}\n'
         "local i = 0\n"
         "request = function()\n"
         "  i = i % #paths + 1\n"
-        '  return wrk.format("GET", paths[i])\n'
+        "  local p = paths[i]\n"
+        '  if p[2] then return wrk.format("POST", p[1], json, p[2]) end\n'
+        '  return wrk.format("GET", p[1])\n'
         "end\n"
     )
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="civil-words-mix-", delete=False)
     with f:
         f.write(lua)
     return Path(f.name)
+
+
+def _lua(text: str) -> str:
+    """A Lua string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass

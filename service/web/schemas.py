@@ -483,7 +483,8 @@ class SampleResponse(BaseModel):
 
 
 class PseudowordsBodyBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON's true is no seed, nor 5.0 a count, nor "0.3" a tolerance.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     per_target: int = Field(
         DEFAULT_PER_TARGET,
@@ -491,8 +492,11 @@ class PseudowordsBodyBase(BaseModel):
         le=MAX_PER_TARGET,
         description=f"pseudowords for each target, 1 to {MAX_PER_TARGET}",
     )
-    seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="seed, 0 to 2^63-1; picked at random if absent"
+    # Absent means "pick one" (or "the default model"); null is no value for either.
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = Field(
+        None,
+        description="seed, 0 to 2^63-1; picked at random if absent",
+        json_schema_extra=_integer_schema(0, MAX_SEED),
     )
     old20_tolerance: float = Field(
         DEFAULT_OLD20_TOLERANCE,
@@ -525,7 +529,14 @@ def pseudowords_body(max_word_len: int, names: tuple[str, ...]) -> type[BaseMode
                 "each matched with pseudowords of its length)",
             ),
         ),
-        model=_model_field(names),
+        model=(
+            Annotated[str, Field(max_length=64)],
+            Field(
+                None,
+                description="name of the model to use (see /models); the default model if absent",
+                json_schema_extra=_enum_schema(names),
+            ),
+        ),
     )
 
 
