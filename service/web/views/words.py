@@ -66,7 +66,9 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
         """n words from the model; the same seed gives the same words (the notebook's, without
         constraints). Constraints condition the model exactly: each word comes with probability
         P(w) / P(constraints). 422 when no word can meet them, or when they are so improbable
-        that the request's bounded work cannot find n words."""
+        that the request's bounded work cannot find n words. With `Accept: text/csv`, CSV: a
+        `word` column (with stats=true, /score's columns), the seed and model version in the
+        `X-Seed` and `X-Model` headers."""
         q = query
         m = served(q.model)
         seed = q.seed if q.seed is not None else secrets.randbelow(MAX_SEED + 1)
@@ -108,7 +110,9 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     @validated(query=ScoreQuery)
     def score(query: ScoreQuery):  # type: ignore[valid-type]
         """How likely the model finds a word: its bigrams' log-probabilities, start and end
-        included, their sum, the NLL per symbol and the perplexity."""
+        included, their sum, the NLL per symbol and the perplexity; and, for a model with a
+        lexicon, whether it is a real word, its OLD20, neighbours and nearest words. With
+        `Accept: text/csv`, CSV (one row, without the bigrams)."""
         (result,) = served(query.model).score([query.word])
         if wants_csv():
             return csv_text(scores_csv([result]))
@@ -122,7 +126,7 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
     )
     @validated(query=ModelQuery, body=ScoreBody, max_body=score_bytes)
     def score_many(query: ModelQuery, body: ScoreBody):  # type: ignore[valid-type]
-        """The scores of `{"words": [...]}`, in order."""
+        """The scores of `{"words": [...]}`, in order (CSV for `Accept: text/csv`)."""
         results = served(query.model).score(body.words)
         if wants_csv():
             return csv_text(scores_csv(results))
@@ -145,7 +149,8 @@ def blueprint(settings: Settings, served_models: ModelSet) -> APIBlueprint:
         """For each target, `per_target` novel words of its length (unique in the answer) whose
         OLD20 and NLL per symbol lie within the tolerances of the target's; targets that cannot
         be matched within the request's bounded work are listed under `unmatched` with the
-        reason. Exact: each word comes with probability P(w) / P(constraints)."""
+        reason. Exact: each word comes with probability P(w) / P(constraints). With `Accept:
+        text/csv`, CSV: a row per target, then its pseudowords, then the unmatched targets."""
         m = served(body.model)
         seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
         matched = m.pseudowords(
