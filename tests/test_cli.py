@@ -257,8 +257,16 @@ def test_score_prints_a_line_per_word_and_json_as_the_api():
         "nll_per_symbol",
         "perplexity",
         "in_corpus",
+        "in_lexicon",
+        "matches",
+        "old20",
+        "neighbours",
+        "nearest",
         "bigrams",
     ]
+    # The shipped model's lexicon (wordfreq's French, --language fr): été is a real word.
+    assert obj["in_lexicon"] is True and obj["matches"][0]["word"] == "été"
+    assert obj["old20"] > 0 and len(obj["nearest"]) == 5
     assert obj["logprob"] == pytest.approx(logprob("été"), abs=1e-12)
     assert obj["perplexity"] == pytest.approx(math.exp(-logprob("été") / 4))
     assert [b["bigram"] for b in obj["bigrams"]] == [".é", "ét", "té", "é."]

@@ -1,8 +1,8 @@
-"""The `civil-words` command line: train, tune, eval, compare, sample, score, corpus, check,
-serve. Each command's arguments live beside its code (`service/cli/<module>.py`: an `add_*`
-that declares them and a `run_*` that does the work); the parser and the argument checks import
-nothing heavy, so `--help` and argument errors answer at once, and torch is loaded only by the
-commands that run a model."""
+"""The `civil-words` command line: train, tune, eval, compare, sample, score, pseudo, corpus,
+check, serve. Each command's arguments live beside its code (`service/cli/<module>.py`: an
+`add_*` that declares them and a `run_*` that does the work); the parser and the argument checks
+import nothing heavy, so `--help` and argument errors answer at once, and torch is loaded only
+by the commands that run a model."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.cli import measure, sample, tools, train
+from service.cli import measure, pseudo, sample, tools, train
 from service.cli.args import UsageError
 
-MODULES = (train, measure, sample, tools)  # in the order `--help` lists the commands
+MODULES = (train, measure, sample, pseudo, tools)  # in the order `--help` lists the commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _errors() -> tuple[type[Exception], ...]:
     """The errors a command reports in one line (imported only once one was raised)."""
     from service.lm.corpus import WordListError
+    from service.lm.lexicon import LexiconError
     from service.lm.measure import IncomparableModels
     from service.lm.store import ModelFileError
 
-    return (WordListError, ModelFileError, IncomparableModels)
+    return (WordListError, ModelFileError, IncomparableModels, LexiconError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,3 +115,22 @@ SMOOTHING_HELP = (
     f"{MIN_ORDER} to {MAX_ADD_K_ORDER}; the default at order 2 is add-k:1, the course's "
     "counting model)"
 )
+
+
+def lexicon_option(p: argparse.ArgumentParser) -> None:
+    """--lexicon: the word list that replaces the model's (the server's LEXICON_PATH)."""
+    p.add_argument(
+        "--lexicon",
+        metavar="FILE",
+        help="a word list (UTF-8, one word a line, optionally a tab and a Zipf frequency) that "
+        "replaces wordfreq's as the model's lexicon, as the server's LEXICON_PATH; the model's "
+        "training words are added (default: wordfreq's list for the language the model was "
+        "trained with, none without one)",
+    )
+
+
+def output_options(p: argparse.ArgumentParser, csv: str, json: str) -> None:
+    """--csv or --json: the HTTP API's CSV or JSON instead of the readable lines."""
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--csv", action="store_true", help=csv)
+    out.add_argument("--json", action="store_true", help=json)
