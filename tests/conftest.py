@@ -22,7 +22,8 @@ LEGACY_MODEL = ROOT / "tests" / "data" / "civil-words-v1.safetensors"
 def neural_config(**changes) -> dict:
     """A model file's `config` for the neural method with the notebook's settings, and
     `changes`, as a loaded file and `/model` give it: with its order, 2 (which a file of
-    format 1 or 2 does not store: it is added on load)."""
+    format 1 or 2 does not store: it is added on load), and no lexicon language (the shipped
+    models are trained with `--language fr`)."""
     config = {
         "method": "neural",
         "order": 2,
@@ -33,6 +34,7 @@ def neural_config(**changes) -> dict:
         "smoothing": None,
         "holdout": 0.0,
         "split_seed": 2147483647,
+        "language": None,
     }
     return {**config, **changes}
 

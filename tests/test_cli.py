@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from service.lm.store import load_model
 from tests.conftest import CODE_CIVIL, CORPUS, neural_config
@@ -121,6 +123,78 @@ def test_bad_arguments_are_usage_errors(args):
     assert r.returncode == 2 and "usage:" in r.stderr and "Traceback" not in r.stderr
 
 
+# `--language` on each way of training: the command and its options (quick on a small list).
+LANGUAGE_RUNS = {
+    "neural": ["train", "--steps", "5", "--quiet"],
+    "counts": ["train", "--method", "counts", "--order", "3", "--quiet"],
+    "tune": ["tune", "--orders", "2-3", "--holdout", "0.2"],
+}
+
+
+@pytest.mark.parametrize("run", list(LANGUAGE_RUNS))
+def test_language_is_recorded_in_the_config_not_in_the_version(word_lists, tmp_path, run):
+    """`--language fr` names the model's lexicon in the file's config; without it, null. It
+    changes nothing else: the tensors, and so the version, are the same."""
+    command, *options = LANGUAGE_RUNS[run]
+    models = {}
+    for language in ("fr", None):
+        out = tmp_path / f"{language}.safetensors"
+        chosen = ["--language", language] if language else []
+        words = str(word_lists["greek-cyrillic"])
+        cli(command, "--words", words, "--out", str(out), *options, *chosen, check=True)
+        with safe_open(str(out), framework="pt") as f:
+            assert json.loads(f.metadata()["config"])["language"] == language  # in the file
+        models[language] = load_model(out)
+    fr, none = models["fr"], models[None]
+    assert fr.config["language"] == "fr" and none.config["language"] is None
+    assert {**fr.config, "language": None} == none.config
+    assert fr.version == none.version
+
+
+@pytest.mark.parametrize("code", ["xx", "FR", "french"])
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_unknown_language_is_a_usage_error(word_lists, tmp_path, command, code):
+    out = tmp_path / "m.safetensors"
+    r = cli(command, "--words", str(word_lists["tiny-ab"]), "--out", str(out), "--language", code)
+    assert r.returncode == 2 and "usage:" in r.stderr and "Traceback" not in r.stderr
+    assert f"argument --language: {code!r} is not a language of wordfreq's" in r.stderr
+    valid = r.stderr.strip().split("choose from ")[1].split(", ")
+    assert {"fr", "en", "de"} <= set(valid) and code not in valid
+    assert not out.exists()
+
+
+def test_language_is_checked_without_loading_torch_or_a_word_list():
+    """The check reads wordfreq's file names only; without the option wordfreq is not even
+    imported (the CLI starts fast)."""
+    probe = (
+        "import sys; from service.cli import build_parser\n"
+        "args = build_parser().parse_args(['train', '--words', 'w', '--out', 'o'] + sys.argv[1:])\n"
+        "wf = sys.modules.get('wordfreq')\n"
+        "print(args.language, 'torch' in sys.modules, wf is not None,"
+        " wf is not None and wf.get_frequency_list.cache_info().currsize)"
+    )
+    for extra, expected in (
+        ([], "None False False False"),
+        (["--language", "fr"], "fr False True 0"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-c", probe, *extra], capture_output=True, text=True, timeout=300
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == expected
+
+
+def test_the_library_checks_the_language_too(word_lists, tmp_path):
+    from service.lm.train import Split, train_to_file, tune
+
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(ValueError, match="'xx' is not a language"):
+        train_to_file(word_lists["tiny-ab"], out, language="xx")
+    with pytest.raises(ValueError, match="'xx' is not a language"):
+        tune(word_lists["tiny-ab"], out, Split(0.2), (2,), language="xx")
+    assert not out.exists()
+
+
 def test_sample_and_check_refuse_bad_model(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_text("nope")
@@ -158,13 +232,18 @@ def test_train_reports_a_chaotic_descent_on_a_large_list(tmp_path):
 
 def test_sample_with_constraints_gives_the_services_words():
     from service.lm.constrained import ConstrainedSampler, Constraints
+    from service.lm.lexicon import LexiconSource
     from service.lm.model import probabilities
     from tests.conftest import SHIPPED_MODEL
     from tests.reference import table_sampler
 
     m = load_model(SHIPPED_MODEL)
     P, logP = probabilities(m.W, m.counts)
-    local = ConstrainedSampler(table_sampler(P, m.alphabet, logP, m.counts), m.words)
+    # novel also rejects the lexicon's words: the one the file names (--language fr).
+    lexicon = LexiconSource(m.config["language"], None, m.words)
+    local = ConstrainedSampler(
+        table_sampler(P, m.alphabet, logP, m.counts), m.words, lexicon=lexicon
+    )
     args = ["--prefix", "mor", "--min-len", "5", "--max-len", "8", "--novel", "--unique"]
     args += ["--temperature", "0.8", "--top-k", "12"]
     out = cli("sample", "--model", str(SHIPPED_MODEL), "-n", "40", "--seed", "5", *args, check=True)

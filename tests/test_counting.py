@@ -69,6 +69,7 @@ def test_table_is_the_counting_loops(trained, name, K):
         "smoothing": K,
         "holdout": 0.0,
         "split_seed": 2147483647,
+        "language": None,
     }
     # Its loss is its NLL on its own counts (no regularisation term).
     N = ref.N.double()

@@ -88,7 +88,7 @@ def test_model_metadata(server, shipped):
     # The notebook's bigram: one state per symbol, every one a seen context; no discounts.
     assert body["order"] == 2 and body["smoothing"] == "neural"
     assert body["states"] == body["contexts"] == 41 and body["discounts"] is None
-    assert body["config"] == neural_config()
+    assert body["config"] == neural_config(language="fr")
     assert body["corpus"]["sha256"] == shipped.metadata["corpus_sha256"]
     assert round(body["loss"]["first"], 4) == 4.2714 and round(body["loss"]["last"], 4) == 2.3817
     assert body["loss"]["curve"][0][0] == 0 and body["loss"]["curve"][-1][0] == 599

@@ -17,7 +17,7 @@ from tests.conftest import CORPUS, ROOT, SHIPPED_MODEL, neural_config
 from tests.test_cli import cli
 
 TUNED_MODEL = ROOT / "model_store" / "civil-words-tuned.safetensors"
-TUNE_ARGS = ["--holdout", "0.1"]  # as the Makefile's `model` target runs `tune`
+TUNE_ARGS = ["--holdout", "0.1", "--language", "fr"]  # as the Makefile's `model` target runs it
 
 
 @pytest.mark.parametrize("source", ["file", "memory"])
@@ -25,12 +25,13 @@ def test_shipped_model_equals_a_fresh_training(tmp_path, source):
     """`make model` (the file, streamed) and a list in memory both give the shipped model."""
     shipped = load_model(SHIPPED_MODEL)
     fresh_path = tmp_path / "fresh.safetensors"
-    train_to_file(CORPUS if source == "file" else read_words(CORPUS), fresh_path)
+    train_to_file(CORPUS if source == "file" else read_words(CORPUS), fresh_path, language="fr")
     fresh = load_model(fresh_path)
     assert shipped.alphabet == fresh.alphabet
     assert torch.equal(shipped.counts, fresh.counts)
     assert torch.equal(shipped.W, fresh.W), "model_store/ is stale: run `make model`"
     assert shipped.version == fresh.version
+    assert shipped.config == fresh.config
     assert fresh.metadata["descent"]["path"] == "float64 descent"
     assert fresh.metadata["descent"]["warning"] is None
 
@@ -38,7 +39,7 @@ def test_shipped_model_equals_a_fresh_training(tmp_path, source):
 def test_shipped_model_describes_its_corpus():
     m = load_model(SHIPPED_MODEL)
     assert m.metadata["corpus_sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
-    assert m.metadata["config"] == neural_config()
+    assert m.metadata["config"] == neural_config(language="fr")
     assert m.metadata["examples"] == 65725 and len(m.alphabet) == 41
 
 
@@ -59,6 +60,8 @@ def test_the_makefile_tunes_as_this_test_does():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     (line,) = [t for t in makefile.splitlines() if t.startswith("\t$(BIN)/civil-words tune")]
     assert " ".join(TUNE_ARGS) in line and "$(TUNED)" in line
+    (line,) = [t for t in makefile.splitlines() if t.startswith("\t$(BIN)/civil-words train")]
+    assert "--language fr" in line and "$(MODEL)" in line
     assert "TUNED  := model_store/civil-words-tuned.safetensors" in makefile
 
 
@@ -90,6 +93,7 @@ def test_tuned_model_describes_its_corpus_and_split():
     assert m.metadata["format"] == "civil-words/3" and m.W is None and m.counts is None
     assert m.metadata["corpus_sha256"] == hashlib.sha256(CORPUS.read_bytes()).hexdigest()
     assert m.config["method"] == "counts" and m.config["holdout"] == 0.1
+    assert m.config["language"] == "fr"
     assert m.config["split_seed"] == neural_config()["split_seed"]  # the default split seed
     assert all(m.config[k] is None for k in ("steps", "lr", "reg", "seed"))
     assert m.metadata["corpus_words"] == 7072

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from service.lm.corpus import read_words
-from service.lm.methods import Neural
+from service.lm.methods import KneserNey, Neural
 from service.lm.model import TrainConfig
 from service.lm.store import ModelFileError, content_version, encode_words, load_model
 from service.lm.train import train_to_file
@@ -154,6 +154,9 @@ REWRITES = [
     ("counts-without-smoothing", _config(method="counts"), "bad values for the counts"),
     ("negative-holdout", _config(holdout=-0.5), "bad values"),
     ("holdout-without-figures", _config(holdout=0.2), "does not match the config's hold-out"),
+    ("language-not-a-code", _config(language="French!"), "language is not null or a language"),
+    ("language-not-a-string", _config(language=7), "language is not null or a language"),
+    ("language-empty", _config(language=""), "language is not null or a language"),
     ("altered-W", _altered, "version does not match"),
     ("alphabet-shorter-than-W", _alphabet_short, "wrong shape"),
     ("alphabet-unsorted", _alphabet_unsorted, "sorted, distinct"),
@@ -267,3 +270,26 @@ def test_loads_a_format_1_file():
     assert m.words is None and m.heldout is None and m.method == "neural"
     assert m.version == "22374489e7b2" == content_version(m.W, m.counts, m.alphabet)
     assert m.config == neural_config(split_seed=None)
+
+
+def _drop_language(tensors, meta):
+    config = json.loads(meta["config"])
+    del config["language"]
+    meta["config"] = json.dumps(config)
+
+
+@pytest.mark.parametrize("kind", ["neural", "kneser-ney-3"])
+def test_loads_a_file_written_before_the_language_option(good, word_lists, tmp_path, kind):
+    """A file whose config has no `language` (all files written before `train --language`, of
+    format 2 or 3) still loads, with no lexicon language; a file written now states it."""
+    src = good
+    if kind != "neural":
+        src = tmp_path / "kn3.safetensors"
+        train_to_file(read_words(word_lists["greek-cyrillic"]), src, KneserNey(3))
+    _, meta = _tensors_and_meta(src)
+    assert json.loads(meta["config"])["language"] is None  # written, as null
+    old = _rewrite(src, tmp_path / "old.safetensors", _drop_language)
+    assert "language" not in json.loads(_tensors_and_meta(old)[1]["config"])
+    m = load_model(old)
+    assert m.config["language"] is None
+    assert m.config == load_model(src).config and m.version == load_model(src).version

@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 import math
 
-from service.lm.defaults import DEFAULT_SEED, MAX_ADD_K_ORDER, MAX_ORDER, MAX_SEED, MIN_ORDER
+from service.lm.defaults import (
+    DEFAULT_SEED,
+    MAX_ADD_K_ORDER,
+    MAX_ORDER,
+    MAX_SEED,
+    MIN_ORDER,
+    check_language,
+)
 
 SEED_END = MAX_SEED + 1  # seeds are 0 <= seed < 2**63, as over HTTP
 
@@ -83,6 +90,14 @@ def orders(text: str) -> tuple[int, ...]:
     return tuple(range(a, b + 1))
 
 
+def language(text: str) -> str:
+    """A language wordfreq has a list for (only its file names are read: no list is loaded)."""
+    try:
+        return check_language(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def seed_option(p: argparse.ArgumentParser, what: str, default: int | None = DEFAULT_SEED) -> None:
     shown = DEFAULT_SEED if default is None else default
     p.add_argument(
@@ -106,6 +121,19 @@ def split_options(p: argparse.ArgumentParser, default_holdout: float = 0.0) -> N
         default=DEFAULT_SEED,
         metavar="S",
         help=f"seed of the hold-out split (default {DEFAULT_SEED})",
+    )
+
+
+def language_option(p: argparse.ArgumentParser) -> None:
+    """--language: the language of the model's lexicon, recorded in its file's config."""
+    p.add_argument(
+        "--language",
+        type=language,
+        default=None,
+        metavar="CODE",
+        help="the language of the model's lexicon (the real words that novel rejects and OLD20 "
+        "measures against: wordfreq's list for CODE plus the training words), recorded in the "
+        "model file; e.g. fr, as the shipped models (default: none)",
     )
 
 

@@ -11,6 +11,7 @@ from service.cli.args import (
     UsageError,
     finite,
     int_in,
+    language_option,
     orders,
     split_options,
 )
@@ -62,6 +63,7 @@ def add_train(sub) -> None:
     )
     t.add_argument("--smoothing", default=None, metavar="S", help=SMOOTHING_HELP)
     split_options(t)
+    language_option(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=run_train, usage=t)
 
@@ -112,7 +114,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     with bar:
         r = train_to_file(
-            args.words, args.out, method, on_step, Split(args.holdout, args.split_seed)
+            args.words,
+            args.out,
+            method,
+            on_step,
+            Split(args.holdout, args.split_seed),
+            language=args.language,
         )
     if r.warning:
         print(f"civil-words: warning: {r.warning}", file=sys.stderr)
@@ -154,6 +161,7 @@ def add_tune(sub) -> None:
         f"(default {MIN_ORDER}-{MAX_ORDER})",
     )
     split_options(u, default_holdout=0.1)
+    language_option(u)
     u.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     u.set_defaults(run=run_tune, usage=u)
 
@@ -169,7 +177,8 @@ def run_tune(args: argparse.Namespace) -> int:
 
     from service.lm.train import Split, tune
 
-    results, best = tune(args.words, args.out, Split(args.holdout, args.split_seed), args.orders)
+    split = Split(args.holdout, args.split_seed)
+    results, best = tune(args.words, args.out, split, args.orders, language=args.language)
     chosen = (best.method.order, best.method.config()["smoothing"])
     rows = [
         {

@@ -12,6 +12,27 @@ MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
 MIN_ORDER, MAX_ORDER = 2, 8  # the orders of the counting models
 MAX_ADD_K_ORDER = 4  # add-k's states grow with the contexts' prefixes; its fit is poor beyond
+LEXICON_WORDLIST = "large"  # the wordfreq list a model's lexicon reads (service/lm/lexicon.py)
+
+
+def lexicon_languages() -> list[str]:
+    """The codes `train --language` takes: those wordfreq has a "large" list for, sorted. Reads
+    the package's file names only, not a list; imports wordfreq, so it is called only when a
+    language is given."""
+    import wordfreq
+
+    return sorted(wordfreq.available_languages(LEXICON_WORDLIST))
+
+
+def check_language(code: str) -> str:
+    """`code` if wordfreq has a "large" list for it; a ValueError naming the valid codes if not."""
+    valid = lexicon_languages()
+    if code not in valid:
+        raise ValueError(
+            f"{code!r} is not a language of wordfreq's {LEXICON_WORDLIST!r} lists; choose from "
+            + ", ".join(valid)
+        )
+    return code
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ class TrainingConfig(BaseModel):
     )
     holdout: float = Field(description="fraction of the word list held out from training")
     split_seed: int | None = Field(description="seed of the hold-out split")
+    language: str | None = Field(
+        None,
+        description="the language of the model's lexicon (wordfreq's list for it, plus the "
+        "training words), e.g. 'fr'; null: no lexicon unless LEXICON_PATH names one",
+    )
 
 
 class HoldoutInfo(BaseModel):

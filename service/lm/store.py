@@ -3,13 +3,13 @@
 Tensors: `W` (float32, V x V), `counts` (int64, V x V), and, in format 2, `words` and optionally
 `heldout` (uint8: the UTF-8 of the distinct training words, resp. held-out words, sorted, one per
 line). Metadata (safetensors keeps str -> str): `format`, `alphabet` (JSON list, index order, `.`
-first), `config` (JSON training settings: method, its parameters, hold-out split), `loss_first`,
-`loss_last` (the notebook's first and last printed losses), `loss_curve` (JSON list of
-[step, loss] pairs, a coarse curve), `loss`/`nll`/`examples` (of the stored W on its corpus),
-`holdout` (the held-out words' figures, or null), `corpus_sha256`, `corpus_bytes`,
-`corpus_words`, `version` (derived from the tensors and the alphabet), `created`,
-`torch_version`; optional, `descent` (neural: how W was computed, {path, float32_gap, warning};
-see `model.train`).
+first), `config` (JSON training settings: method, its parameters, hold-out split, the language
+of the model's lexicon), `loss_first`, `loss_last` (the notebook's first and last printed
+losses), `loss_curve` (JSON list of [step, loss] pairs, a coarse curve), `loss`/`nll`/`examples`
+(of the stored W on its corpus), `holdout` (the held-out words' figures, or null),
+`corpus_sha256`, `corpus_bytes`, `corpus_words`, `version` (derived from the tensors and the
+alphabet), `created`, `torch_version`; optional, `descent` (neural: how W was computed, {path,
+float32_gap, warning}; see `model.train`).
 
 Format 3, a counting model of order N (2 to 8) fitted from n-gram counts: instead of W and
 counts, the sparse counts (`service.lm.methods.sparse_tensors`): `contexts` (int32, C x (N - 1):
@@ -20,7 +20,8 @@ tables are derived from the counts on load. The version hashes every tensor.
 
 Files of format 1 (written before word lists were stored: W and counts only, a neural model with
 `config` {steps, lr, reg, seed}) still load; their `words` is None. Files of formats 1 and 2 are
-of order 2 (`config` gets `order` 2 on load).
+of order 2 (`config` gets `order` 2 on load). Files written before `train --language` have no
+`language` in their `config`: it is None on load (no lexicon of their own).
 
 safetensors holds no code, so nothing in a file runs on load; every other check is made here and
 a file that fails one is refused with a `ModelFileError` that names the file and the reason.
@@ -33,6 +34,7 @@ import itertools
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,10 +73,24 @@ REQUIRED_META = (
     "corpus_words",
 )
 METHODS = ("neural", "counts")
-CONFIG_KEYS = {"method", "steps", "lr", "reg", "seed", "smoothing", "holdout", "split_seed"}
+CONFIG_KEYS = {
+    "method",
+    "steps",
+    "lr",
+    "reg",
+    "seed",
+    "smoothing",
+    "holdout",
+    "split_seed",
+    "language",
+}
 SPARSE_CONFIG_KEYS = CONFIG_KEYS | {"order"}
 SPARSE_TENSORS = training_methods.SPARSE_TENSORS
 NEURAL_KEYS = ("steps", "lr", "reg", "seed")  # the neural method's parameters (None for counts)
+# A language code as wordfreq names its lists ("fr", "zh"; a subtag allowed); which codes have a
+# list is the trainer's check (`defaults.check_language`), not the loader's: loading imports no
+# wordfreq.
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 
 class ModelFileError(Exception):
@@ -501,6 +517,8 @@ def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict
     keys = SPARSE_CONFIG_KEYS if sparse else CONFIG_KEYS
     if not sparse and isinstance(config, dict) and config.get("order", 2) == 2:
         config = {k: v for k, v in config.items() if k != "order"}  # order 2 may be stated
+    if isinstance(config, dict) and "language" not in config:
+        config = {**config, "language": None}  # written before `train --language`
     if not (isinstance(config, dict) and set(config) == keys):
         raise ModelFileError(path, f"metadata 'config' is not {{{', '.join(sorted(keys))}}}")
     method = config["method"]
@@ -539,6 +557,9 @@ def _check_config(path: str, config: object, legacy: bool, sparse: bool) -> dict
     ok = ok and (split_seed is None or (_is_count(split_seed) and split_seed <= MAX_SEED))
     if not ok:
         raise ModelFileError(path, f"metadata 'config' has bad values for the {method} method")
+    language = config["language"]
+    if not (language is None or (isinstance(language, str) and LANGUAGE.fullmatch(language))):
+        raise ModelFileError(path, "metadata 'config' language is not null or a language code")
     if not sparse:
         config = {**config, "order": 2}
     # The shape every reader and /model use (service.lm.metadata), checked once here.

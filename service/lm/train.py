@@ -19,7 +19,7 @@ from service.lm.corpus import (
     WordStream,
     count_words,
 )
-from service.lm.defaults import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER
+from service.lm.defaults import MAX_ADD_K_ORDER, MAX_ORDER, MIN_ORDER, check_language
 from service.lm.lm import mean_nll
 from service.lm.methods import AddK, KneserNey, Method, Neural
 from service.lm.model import DEFAULT_SEED, encode
@@ -143,17 +143,21 @@ def train_to_file(
     method: Method = Neural(),
     on_step: Callable[[int, float], None] | None = None,
     split: Split = Split(),
+    language: str | None = None,
 ) -> TrainResult:
     """Train a model on a word list (a file, read in one streaming pass, or a list in memory)
-    and write one model file.
+    and write one model file. `language` (a code `check_language` takes, or None) is the
+    language of the model's lexicon, recorded in its config: it changes no tensor, so not the
+    version.
 
     With a hold-out, the list is read twice: once to count its words (the split needs their
     number), once to count the others' bigrams (and n-grams, for a method of order N). The
     notebook's literal loop, where `train` takes it, needs the training examples themselves:
     the list is then read whole (it is small there by construction).
     """
+    _check_language(language)
     c = count(words, split, [method.order] if method.sparse else [])
-    return fit_to_file(c, method, out, split, on_step)
+    return fit_to_file(c, method, out, split, on_step, language)
 
 
 def fit_to_file(
@@ -162,9 +166,10 @@ def fit_to_file(
     out: str | Path | None,
     split: Split = Split(),
     on_step: Callable[[int, float], None] | None = None,
+    language: str | None = None,
 ) -> TrainResult:
     """Fit a counted word list with a method and write the model file (none if `out` is None:
-    the figures only)."""
+    the figures only), its config naming the lexicon's `language`."""
     alphabet = c.counted.alphabet
     counts = torch.from_numpy(c.counted.counts)
 
@@ -185,7 +190,12 @@ def fit_to_file(
     holdout = None if c.held is None else heldout_figures(lm, c.counted)
     seconds = time.perf_counter() - c.start
     examples_n = int(lm.counts.sum())
-    config = {**method.config(), "holdout": split.holdout, "split_seed": split.split_seed}
+    config = {
+        **method.config(),
+        "holdout": split.holdout,
+        "split_seed": split.split_seed,
+        "language": language,
+    }
     if not method.sparse:
         del config["order"]  # format 2, as ever: order 2 is implied
     metadata = {
@@ -249,19 +259,28 @@ def tune(
     out: str | Path,
     split: Split,
     orders: Sequence[int] = tuple(range(MIN_ORDER, MAX_ORDER + 1)),
+    language: str | None = None,
 ) -> tuple[list[TrainResult], TrainResult]:
     """Fit every candidate (`tune_candidates`) on the training part of one split, and write
-    the one of least held-out NLL. The list is read once for every order."""
+    the one of least held-out NLL (its lexicon's `language` in its config, as `train_to_file`).
+    The list is read once for every order."""
     if split.holdout <= 0:
         raise ValueError("tune needs a hold-out (0 < F < 1) to measure the candidates on")
+    _check_language(language)
     c = count(words, split, [o for o in orders])
     results = [fit_to_file(c, m, None, split) for m in tune_candidates(orders)]
     scored = [r for r in results if r.holdout and r.holdout["nll"] is not None]
     if not scored:
         raise WordListError(f"{c.name}: no held-out word could be scored")
     best = min(scored, key=lambda r: r.holdout["nll"])
-    written = fit_to_file(c, best.method, out, split)
+    written = fit_to_file(c, best.method, out, split, language=language)
     return results, written
+
+
+def _check_language(language: str | None) -> None:
+    """Before any reading: a language wordfreq has no list for would give a model without one."""
+    if language is not None:
+        check_language(language)
 
 
 def _reread(path: str | Path, counted: CountedWords) -> list[str]:
