@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING
 
 from service.cli.args import int_in, lexicon_option, number_in, output_options, seed_option
 from service.cli.sample import constraint_error, open_for_cli
+from service.lm.defaults import (
+    DEFAULT_NLL_TOLERANCE,
+    DEFAULT_OLD20_TOLERANCE,
+    DEFAULT_PER_TARGET,
+    MAX_PER_TARGET,
+    MAX_TARGETS,
+    MAX_TOLERANCE,
+)
 
 if TYPE_CHECKING:  # torch: imported by the command, not by `--help`
     from service.lm.pseudowords import Figures, Matched
 
-# `service.lm.pseudowords`' bounds and defaults, which the API uses too. They are repeated here
-# because that module imports torch and `--help` must not (tests/test_cli_lexicon.py checks that
-# both agree).
-MAX_TARGETS = 500
-MAX_PER_TARGET = 20
-DEFAULT_PER_TARGET = 5
-DEFAULT_OLD20_TOLERANCE = 0.3
-DEFAULT_NLL_TOLERANCE = 0.3
-MAX_TOLERANCE = 10.0
 
 FLAGS = {"model": "--model", "targets": "--targets"}
 

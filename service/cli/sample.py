@@ -9,14 +9,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from service.cli.args import (
-    finite,
     int_in,
     lexicon_option,
     number_in,
     output_options,
     seed_option,
 )
-from service.lm.defaults import DEFAULT_MAX_WORD_LEN, MAX_TEMPERATURE, MIN_TEMPERATURE
+from service.lm.defaults import DEFAULT_MAX_WORD_LEN, MAX_OLD20, MAX_TEMPERATURE, MIN_TEMPERATURE
 
 if TYPE_CHECKING:  # torch: imported by the commands that run a model, not by `--help`
     from service.lm.constrained import ConstraintError
@@ -90,12 +89,14 @@ def add_sample(sub) -> None:
     )
     g.add_argument(
         "--old20-min",
-        type=finite(0.0),
+        type=number_in(0.0, MAX_OLD20),
         metavar="X",
         help="OLD20 at least X: the mean edit distance to the 20 closest lexicon words "
-        "(default: none)",
+        f"(0 to {MAX_OLD20:g}; default: none)",
     )
-    g.add_argument("--old20-max", type=finite(0.0), metavar="X", help="OLD20 at most X")
+    g.add_argument(
+        "--old20-max", type=number_in(0.0, MAX_OLD20), metavar="X", help="OLD20 at most X"
+    )
     lexicon_option(s)
     s.add_argument(
         "--stats",

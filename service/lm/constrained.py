@@ -47,8 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from service.lm.defaults import MAX_TEMPERATURE, MIN_TEMPERATURE
-from service.lm.lexicon import MAX_WORD_LEN as MAX_OLD20
+from service.lm.defaults import MAX_OLD20, MAX_TEMPERATURE, MIN_TEMPERATURE
 from service.lm.lexicon import (
     Allowance,
     Lexicon,
@@ -151,7 +150,8 @@ class NoLexicon(ConstraintError):
     def __init__(self, parameters: Sequence[str]):
         super().__init__(
             parameters,
-            "the model has no lexicon: train it with --language (e.g. fr), or set LEXICON_PATH",
+            "the model has no lexicon: it was trained without --language (e.g. fr), and no "
+            "lexicon word list is set",
         )
 
 

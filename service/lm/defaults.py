@@ -13,6 +13,15 @@ MAX_TEMPERATURE = 20.0
 MIN_ORDER, MAX_ORDER = 2, 8  # the orders of the counting models
 MAX_ADD_K_ORDER = 4  # add-k's states grow with the contexts' prefixes; its fit is poor beyond
 LEXICON_WORDLIST = "large"  # the wordfreq list a model's lexicon reads (service/lm/lexicon.py)
+LEXICON_MAX_WORD_LEN = 255  # the longest lexicon word or query (its bounds are uint8)
+MAX_OLD20 = float(LEXICON_MAX_WORD_LEN)  # old20_min / old20_max: 0 to this
+# Matched pseudowords (POST /pseudowords, `civil-words pseudo`; service/lm/pseudowords.py).
+MAX_TARGETS = 500
+MAX_PER_TARGET = 20
+DEFAULT_PER_TARGET = 5
+DEFAULT_OLD20_TOLERANCE = 0.3  # |OLD20 - the target's| at most this
+DEFAULT_NLL_TOLERANCE = 0.3  # |NLL per symbol - the target's| at most this
+MAX_TOLERANCE = 10.0
 
 
 def lexicon_languages() -> list[str]:

@@ -68,11 +68,14 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
+from service.lm.defaults import LEXICON_MAX_WORD_LEN, LEXICON_WORDLIST
+
 OLD_N = 20  # OLD20: the mean distance to the 20 closest entries
 NEAREST_K = 5  # how many closest entries `nearest` gives by default
-MAX_WORD_LEN = 255  # longest entry or query, in characters (the bound is computed in uint8)
+# The longest entry or query, in characters (the bound is computed in uint8), and the list.
+MAX_WORD_LEN = LEXICON_MAX_WORD_LEN
 WORDFREQ_LANGUAGE = "fr"
-WORDFREQ_LIST = "large"
+WORDFREQ_LIST = LEXICON_WORDLIST
 
 _CLASSES = 40  # the 39 most frequent characters of the lexicon each a class, the rest one
 _FIRST_CHUNK = 128  # entries measured at once in a level that may be cut short (at least)

@@ -25,16 +25,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.lm.constrained import EPSILON, ConstrainedSampler
+from service.lm.defaults import (  # noqa: F401 - the bounds, read from here by the web layer
+    DEFAULT_NLL_TOLERANCE,
+    DEFAULT_OLD20_TOLERANCE,
+    DEFAULT_PER_TARGET,
+    MAX_PER_TARGET,
+    MAX_TARGETS,
+    MAX_TOLERANCE,
+)
 from service.lm.lexicon import Allowance, Lexicon, LexiconBudgetExceeded
 from service.lm.sampling import Accept, Walker, conditioned_words
 from service.lm.score import Scorer
 
-MAX_TARGETS = 500
-MAX_PER_TARGET = 20
-DEFAULT_PER_TARGET = 5
-DEFAULT_OLD20_TOLERANCE = 0.3
-DEFAULT_NLL_TOLERANCE = 0.3
-MAX_TOLERANCE = 10.0
 TARGET_SHARE = 10  # one target may do at most 1/TARGET_SHARE of the request's lexicon work
 REQUEST_SYMBOLS = 10  # a request may draw this many times the rejection budget, all targets
 CANDIDATES = 64  # candidates walked together, at least
