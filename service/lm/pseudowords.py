@@ -25,14 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.lm.constrained import EPSILON, ConstrainedSampler
-from service.lm.defaults import (  # noqa: F401 - the bounds, read from here by the web layer
-    DEFAULT_NLL_TOLERANCE,
-    DEFAULT_OLD20_TOLERANCE,
-    DEFAULT_PER_TARGET,
-    MAX_PER_TARGET,
-    MAX_TARGETS,
-    MAX_TOLERANCE,
-)
+from service.lm.defaults import DEFAULT_NLL_TOLERANCE, DEFAULT_OLD20_TOLERANCE
 from service.lm.lexicon import Allowance, Lexicon, LexiconBudgetExceeded
 from service.lm.sampling import Accept, Walker, conditioned_words
 from service.lm.score import Scorer

@@ -12,16 +12,11 @@ from service.lm.constrained import (
     ConstrainedSampler,
     NoLexicon,
 )
+from service.lm.defaults import DEFAULT_NLL_TOLERANCE, DEFAULT_OLD20_TOLERANCE, DEFAULT_PER_TARGET
 from service.lm.lexicon import Allowance, Lexicon, LexiconSource
 from service.lm.lm import LanguageModel
 from service.lm.methods import Method
-from service.lm.pseudowords import (
-    DEFAULT_NLL_TOLERANCE,
-    DEFAULT_OLD20_TOLERANCE,
-    DEFAULT_PER_TARGET,
-    Matched,
-    Matcher,
-)
+from service.lm.pseudowords import Matched, Matcher
 from service.lm.sampling import DEFAULT_MAX_WORD_LEN, Sampler
 from service.lm.score import Scorer
 from service.lm.store import ModelFile, load_model

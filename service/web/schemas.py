@@ -23,17 +23,19 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from service.lm.constrained import MAX_OLD20, MAX_TEMPERATURE, MIN_TEMPERATURE
-from service.lm.defaults import MAX_SEED
-from service.lm.metadata import HoldoutInfo, TrainingConfig
-from service.lm.pseudowords import (
+from service.lm.defaults import (
     DEFAULT_NLL_TOLERANCE,
     DEFAULT_OLD20_TOLERANCE,
     DEFAULT_PER_TARGET,
+    MAX_OLD20,
     MAX_PER_TARGET,
+    MAX_SEED,
     MAX_TARGETS,
+    MAX_TEMPERATURE,
     MAX_TOLERANCE,
+    MIN_TEMPERATURE,
 )
+from service.lm.metadata import HoldoutInfo, TrainingConfig
 
 MAX_SCORE_WORDS = 1000  # words in one POST /score
 _DIGITS = re.compile(r"[0-9]{1,25}")

@@ -6,8 +6,7 @@ import secrets
 from flask_openapi3 import APIBlueprint
 
 from service.lm.constrained import Constraints
-from service.lm.defaults import MAX_SEED
-from service.lm.pseudowords import MAX_TARGETS
+from service.lm.defaults import MAX_SEED, MAX_TARGETS
 from service.lm.score import scores_json
 from service.lm.tables import pseudowords_csv, scores_csv, words_csv
 from service.settings import Settings
