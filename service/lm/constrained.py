@@ -492,7 +492,7 @@ class ConstrainedSampler:
         for name in ("old20_min", "old20_max"):
             v = getattr(c, name)
             if v is not None and not (math.isfinite(v) and 0 <= v <= MAX_OLD20):
-                raise BadConstraint([name], f"must be from 0 to {MAX_OLD20} (got {v})")
+                raise BadConstraint([name], f"must be from 0 to {MAX_OLD20:g} (got {v})")
         if c.old20_min is not None and c.old20_max is not None and c.old20_min > c.old20_max:
             raise BadConstraint(["old20_max"], f"must be at least old20_min ({c.old20_min})")
         top_k = None if c.top_k == self.V else c.top_k

@@ -93,15 +93,19 @@ class Query(BaseModel):
         return super().model_json_schema(*args, **kwargs)
 
 
-def _integer_schema(lo: int, hi: int):
-    """Exact integer bounds for the document (and no `null` default where none is possible)."""
+def _integer_schema(lo: int, hi: int, kind: str = "integer"):
+    """Exact bounds for the document (and no `null` default where none is possible)."""
 
     def edit(schema: dict[str, Any]) -> None:
-        schema.update(type="integer", minimum=lo, maximum=hi)
+        schema.update(type=kind, minimum=lo, maximum=hi)
         if schema.get("default") is None:
             schema.pop("default", None)
 
     return edit
+
+
+def _number_schema(lo: float, hi: float):
+    return _integer_schema(lo, hi, "number")
 
 
 def _enum_schema(names: tuple[str, ...]):
@@ -257,7 +261,7 @@ def sample_query(
             Field(
                 None,
                 description="only words whose OLD20 against the model's lexicon is at least "
-                f"this, 0 to {MAX_OLD20} (exact, by whole-word rejection)",
+                f"this, 0 to {MAX_OLD20:g} (exact, by whole-word rejection)",
                 json_schema_extra=_number_schema(0, MAX_OLD20),
             ),
         ),
@@ -265,7 +269,7 @@ def sample_query(
             old20,
             Field(
                 None,
-                description=f"only words whose OLD20 is at most this, old20_min to {MAX_OLD20}",
+                description=f"only words whose OLD20 is at most this, old20_min to {MAX_OLD20:g}",
                 json_schema_extra=_number_schema(0, MAX_OLD20),
             ),
         ),
@@ -278,15 +282,6 @@ def sample_query(
             ),
         ),
     )
-
-
-def _number_schema(lo: float, hi: float):
-    def edit(schema: dict[str, Any]) -> None:
-        schema.update(type="number", minimum=lo, maximum=hi)
-        if schema.get("default") is None:
-            schema.pop("default", None)
-
-    return edit
 
 
 def score_query(
