@@ -15,6 +15,8 @@ from bench import (
     bench_cli,
     bench_constraints,
     bench_http,
+    bench_lexicon,
+    bench_lexicon_server,
     bench_memory,
     bench_ngram,
     bench_sample,
@@ -32,6 +34,7 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
         results += bench_scale.run(smoke)
         results += bench_cli.run(smoke)
         results += bench_ngram.run(smoke)
+        results += bench_lexicon.run(smoke)  # in process, before any server
         server, hello = start_ours(), start_hello()
         try:
             results += bench_sample.run(smoke, server)
@@ -42,6 +45,7 @@ def run(smoke: bool) -> tuple[list[Result], str | None]:
             server.stop()
             hello.stop()
         results += bench_memory.run_models(smoke)
+        results += bench_lexicon_server.run(smoke)  # its own servers, with and without
     except ExactnessError as e:
         return results, str(e)
     return results, None

@@ -1,15 +1,17 @@
 """Servers to measure: the real one (`civil-words serve`) and others under the same gunicorn
 configuration (the bare Flask app, or the service with other worker settings), and the models
-they serve: the shipped ones (model_store/) and a Kneser–Ney order-5 model trained on the
-corpus by `civil-words train`, once per run."""
+they serve: the shipped ones (model_store/), copies of them without a lexicon, and a
+Kneser–Ney order-5 model trained on the corpus by `civil-words train`, once per run."""
 
 from __future__ import annotations
 
 import atexit
 import functools
 import http.client
+import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -73,6 +75,33 @@ def served_models() -> Path:
     return d
 
 
+def without_language(src: Path, dst: Path) -> None:
+    """A copy of a model file whose metadata `config` has no "language": the same model without
+    a lexicon (SPEC section 8), as a file written before `train --language` would be. The
+    version hashes the tensors and the alphabet, not the config, so the copy stays valid; only
+    the safetensors header changes (its JSON, padded with spaces to 8 bytes as the writer does;
+    tensor offsets count from the header's end)."""
+    data = src.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    meta = header["__metadata__"]
+    config = json.loads(meta["config"])
+    config.pop("language", None)
+    meta["config"] = json.dumps(config)
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    dst.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
+
+
+@functools.cache
+def unlexiconed_models() -> Path:
+    """A directory of the shipped models without their lexicon (`without_language`)."""
+    d = _temp_dir()
+    for f in SHIPPED.glob("*.safetensors"):
+        without_language(f, d / f.name)
+    return d
+
+
 def start_ours(workers: int = 2, **env: str) -> Server:
     """`civil-words serve` on the shipped models (the notebook's the default) and the order-5
     model (`model=kn5`), on a free port, ready."""
@@ -82,6 +111,12 @@ def start_ours(workers: int = 2, **env: str) -> Server:
 def start_shipped(workers: int = 2, **env: str) -> Server:
     """`civil-words serve` on model_store/ as `make serve` serves it, ready."""
     return start_server(SHIPPED, workers=workers, DEFAULT_MODEL=DEFAULT_MODEL, **env)
+
+
+def start_unlexiconed(workers: int = 2, **env: str) -> Server:
+    """`civil-words serve` on the shipped models without a lexicon (`unlexiconed_models`), as
+    `make serve` would serve them, ready."""
+    return start_server(unlexiconed_models(), workers=workers, DEFAULT_MODEL=DEFAULT_MODEL, **env)
 
 
 def start_gunicorn(app: str, ready_path: str, *args: str, workers: int = 2, **env: str) -> Server:

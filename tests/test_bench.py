@@ -29,5 +29,12 @@ def test_benchmarks_smoke_run():
         "train order 5 (KN)",
         "memory, shipped models",
         "civil-words --help",
+        "OLD20 + neighbours + nearest",
+        "novel=true with the lexicon, n=",
+        "novel=true with the lexicon, GET /sample",
+        "median OLD20, novel words",
+        "start-up with the lexicon",
+        "POST /pseudowords",
+        "PSS with the lexicon",
     ):
         assert row in r.stdout, r.stdout
