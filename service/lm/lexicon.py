@@ -359,12 +359,13 @@ class Lexicon:
         words = out.tobytes().decode("utf-32-le").split("\n")
         del out
 
-        first = dict.fromkeys(words)
-        if len(first) < N:  # a word listed twice: keep its first place, its highest frequency
-            del first, chars
-            self._build(*_deduplicated(words, order, zipf, n_listed))
-            return
-        del first
+        if len(set(words)) < N:  # a word listed twice (say, an extra word wordfreq lists)
+            words, keep, zipf = _first_places(words, order, zipf)
+            chars = chars[np.repeat(keep, sorted_lens)]
+            order, sorted_lens = order[keep], sorted_lens[keep]
+            N = len(words)
+            offsets = np.zeros(N, dtype=np.int64)
+            np.cumsum(sorted_lens[:-1], out=offsets[1:])
         self._words: list[str] = words
         self.listed = int((order < n_listed).sum())  # entries from the source, then extra words
         self._rank = order.astype(np.int32)  # internal index -> lexicon position
@@ -711,19 +712,23 @@ def _normalized_text(words: Sequence[str], source: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", joined).lower())
 
 
-def _deduplicated(words: list[str], order: np.ndarray, zipf: np.ndarray, n_listed: int):
-    """`_build`'s arguments without repeated words: each keeps its first place in lexicon order
-    (`words` is in length order, which keeps lexicon order among equal words) and its highest
-    frequency. Listed words stay listed."""
-    place: dict[str, int] = {}  # word -> its first lexicon position
+def _first_places(words: list[str], order: np.ndarray, zipf: np.ndarray):
+    """Repeated words dropped: each keeps its first place in lexicon order (`words` is in
+    length order, which keeps lexicon order among equal words, `order` their lexicon positions)
+    and its highest frequency (`zipf`, by lexicon position). Returns the words kept, which of
+    `words` they are, and the frequencies."""
+    first: dict[str, int] = {}  # word -> its first index in `words`
+    keep = np.ones(len(words), dtype=bool)
     best = zipf.copy()
-    for w, r in zip(words, order.tolist(), strict=True):
-        at = place.setdefault(w, r)
-        if at != r and not math.isnan(zipf[r]) and not zipf[r] <= best[at]:
-            best[at] = zipf[r]
-    kept = sorted(place.items(), key=lambda item: item[1])
-    ranks = np.array([r for _, r in kept], dtype=np.int64)
-    return "\n".join(w for w, _ in kept), best[ranks], int((ranks < n_listed).sum())
+    ranks = order.tolist()
+    for i, w in enumerate(words):
+        at = first.setdefault(w, i)
+        if at != i:
+            keep[i] = False
+            z, r = zipf[ranks[i]], ranks[at]
+            if not math.isnan(z) and not z <= best[r]:
+                best[r] = z
+    return [w for w, k in zip(words, keep.tolist(), strict=True) if k], keep, best
 
 
 def _give_back_freed_memory() -> None:

@@ -17,9 +17,11 @@ import os
 
 from gunicorn import util
 
+from service.server.preload import steady_malloc
 from service.settings import Settings
 
 _s = Settings()
+steady_malloc()  # the app is loaded after the configuration: before anything large
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     from service.server.preload import prepare_metrics_dir

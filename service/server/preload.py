@@ -6,10 +6,14 @@ A leaf: it imports nothing from `service.server`, so those three import it and n
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import shutil
 import tempfile
 from pathlib import Path
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+MMAP_THRESHOLD = 128 * 1024  # glibc's default, kept fixed
 
 
 def prepare_metrics_dir(configured: Path | None) -> Path:
@@ -32,6 +36,21 @@ def load_errors() -> tuple[type[Exception], ...]:
     from service.web.registry import ModelSetError
 
     return (ModelFileError, ModelSetError, LexiconError)
+
+
+def steady_malloc() -> None:
+    """Keep glibc's mmap threshold where it starts (before the models and the lexicon load).
+
+    glibc raises the threshold each time a block it had mmapped is freed, up to 32 MiB: after
+    the lexicon's build (which frees blocks of tens of MiB) a request's large temporaries (the
+    numpy arrays of a walk, a few MiB each) would come from the heap instead, and a worker
+    keeps heap pages once touched, all of them private. With the threshold set, glibc no
+    longer moves it, and those arrays go back to the system when freed (bench/: the PSS of
+    two workers with the lexicon). Elsewhere than glibc, nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        pass
 
 
 def freeze() -> None:

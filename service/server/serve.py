@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from service.server.preload import freeze, load_errors, prepare_metrics_dir
+from service.server.preload import freeze, load_errors, prepare_metrics_dir, steady_malloc
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -32,6 +32,7 @@ def serve() -> int:
     # Must be set before prometheus_client is first imported (by the app below).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
+    steady_malloc()  # before anything large is allocated
     import torch
 
     torch.set_num_threads(1)
