@@ -30,7 +30,6 @@ without one (copies whose config has no "language", bench/servers.py), side by s
 from __future__ import annotations
 
 import http.client
-import json
 import shutil
 import sys
 import time
@@ -51,7 +50,15 @@ from bench.common import (
     median,
     seconds,
 )
-from bench.servers import get, start_shipped, start_unlexiconed, unlexiconed_models
+from bench.servers import (
+    NO_LEXICON,
+    get,
+    ok,
+    request,
+    start_shipped,
+    start_unlexiconed,
+    unlexiconed_models,
+)
 from tests.server import Server, start_server
 
 START_ROUNDS, SMOKE_START_ROUNDS = 4, 1
@@ -68,7 +75,6 @@ LEXICON_WARM_UP = [
     "/score?word=maison",
     "/sample?n=1000&novel=true&seed=13",
 ]
-NO_LEXICON = {"LEXICON_PATH": ""}  # whatever the environment says: wordfreq's, or none
 
 
 def targets(count: int, alphabet: set[str]) -> list[str]:
@@ -117,34 +123,6 @@ def all_workers(server: Server, workers: int = 2) -> None:
     time.sleep(0.5)
     for _ in range(4 * workers):
         get(server.port, "/readyz")
-
-
-def _call(conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None):
-    """(seconds from request to last byte, status, the answer's JSON)."""
-    data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-    headers = {} if data is None else {"Content-Type": "application/json"}
-    for attempt in (1, 2):
-        start = time.perf_counter()
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            # The server closed an idle keep-alive connection (KEEPALIVE seconds): once more,
-            # on a new one.
-            conn.close()
-            if attempt == 2:
-                raise
-            continue
-        return time.perf_counter() - start, r.status, json.loads(raw)
-    raise AssertionError("unreachable")
-
-
-def _ok(answer: tuple[float, int, dict], what: str) -> tuple[float, dict]:
-    t, status, body = answer
-    if status != 200:
-        raise RuntimeError(f"{what}: {status} {str(body)[:300]}")
-    return t, body
 
 
 def _reason(reason: str) -> str:
@@ -211,13 +189,13 @@ def run(smoke: bool = False) -> list[Result]:
         answers: dict[tuple[str, str], dict] = {}
         for _ in range(3):  # warm-up: every worker, its chains, the connections
             for side, name in keys:
-                _ok(_call(conns[side], "GET", f"{query}&model={name}"), query)
+                ok(request(conns[side], "GET", f"{query}&model={name}"), query)
         for r in range(sample_rounds):
             for _ in range(repeats):
                 order = keys[r % len(keys) :] + keys[: r % len(keys)]  # each first in turn
                 for side, name in order:
                     path = f"{query}&model={name}"
-                    t, answers[side, name] = _ok(_call(conns[side], "GET", path), path)
+                    t, answers[side, name] = ok(request(conns[side], "GET", path), path)
                     times[side, name].append(t)
         for name, (m, bare) in models.items():
             for side, ref in (("lexicon", m), ("none", bare)):
@@ -238,12 +216,12 @@ def run(smoke: bool = False) -> list[Result]:
         got: dict[str, dict] = {}
         for r in range(pseudo_rounds):
             for name in SHIPPED_MODELS[r % 2 :] + SHIPPED_MODELS[: r % 2]:
-                t, got[name] = _ok(
-                    _call(conns["lexicon"], "POST", "/pseudowords", {**body, "model": name}),
+                t, got[name] = ok(
+                    request(conns["lexicon"], "POST", "/pseudowords", {**body, "model": name}),
                     f"POST /pseudowords on {name}",
                 )
                 pseudo[name].append(t)
-                status = _call(conns["none"], "POST", "/pseudowords", {**body, "model": name})[1]
+                status = request(conns["none"], "POST", "/pseudowords", {**body, "model": name})[1]
                 if status != 422:
                     raise RuntimeError(f"POST /pseudowords without a lexicon: {status}, not 422")
         in_process = {}

@@ -23,6 +23,9 @@ from bench.common import CORPUS, DEFAULT_MODEL, MODEL, ROOT, SHIPPED, civil_word
 from tests.server import Server, free_port, start_server
 
 ORDER5 = "kn5"  # the order-5 model's name on the server (`model=kn5`)
+# For servers compared with and without a lexicon: each model's own lexicon (wordfreq's list for
+# a model trained with --language, none without), whatever LEXICON_PATH the environment sets.
+NO_LEXICON = {"LEXICON_PATH": ""}
 
 
 def order5_command(words: Path, out: Path) -> list[str]:
@@ -173,3 +176,33 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def request(conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None):
+    """(seconds from request to last byte, status, the answer's JSON); `body` is sent as JSON,
+    encoded before the clock starts."""
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+    headers = {} if data is None else {"Content-Type": "application/json"}
+    for attempt in (1, 2):
+        start = time.perf_counter()
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            raw = r.read()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed an idle keep-alive connection (KEEPALIVE seconds): once more,
+            # on a new one.
+            conn.close()
+            if attempt == 2:
+                raise
+            continue
+        return time.perf_counter() - start, r.status, json.loads(raw)
+    raise AssertionError("unreachable")
+
+
+def ok(answer: tuple[float, int, dict], what: str) -> tuple[float, dict]:
+    """`request`'s answer without its status, which must be 200 (else a RuntimeError)."""
+    t, status, body = answer
+    if status != 200:
+        raise RuntimeError(f"{what}: {status} {str(body)[:300]}")
+    return t, body

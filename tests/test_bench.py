@@ -24,6 +24,8 @@ def test_benchmarks_smoke_run():
         "--method counts",
         "min_len=8&max_len=8&novel=true",
         "POST /score",
+        "words (server time, no lexicon)",
+        "with the lexicon figures, cold",
         "order 5 (KN) vs bigram",
         "novel=true, order 5 vs bigram",
         "train order 5 (KN)",
