@@ -15,6 +15,7 @@ import requests
 import torch
 
 from service.lm.constrained import ConstrainedSampler, Constraints
+from service.lm.lexicon import LexiconSource
 from service.lm.model import probabilities
 from service.lm.store import load_model
 from tests.conftest import CORPUS, LEGACY_MODEL, SHIPPED_MODEL
@@ -32,10 +33,14 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def local(shipped):
-    """The same model in process, with the server's default settings."""
+    """The same model in process, with the server's default settings and the lexicon SPEC 8
+    gives a model trained with --language fr: wordfreq's French and its corpus words."""
     P, logP = probabilities(shipped.W, shipped.counts)
+    assert shipped.config["language"] == "fr"
     return ConstrainedSampler(
-        table_sampler(P, shipped.alphabet, logP, shipped.counts), shipped.words
+        table_sampler(P, shipped.alphabet, logP, shipped.counts),
+        shipped.words,
+        lexicon=LexiconSource("fr", None, sorted(shipped.words)),
     )
 
 
@@ -78,9 +83,10 @@ def test_constrained_words_are_the_models_and_meet_the_constraints(server, local
     assert len(words) == params["n"] == body["n"] and body["seed"] == seed
     lo, hi = c.min_len or 0, c.max_len or 256
     training = set(local.training.words)
-    for w in words:
+    real = local.lexicon().contains(words)
+    for w, is_real in zip(words, real, strict=True):
         assert w.startswith(c.prefix) and lo <= len(w) <= hi
-        assert not (c.novel and w in training)
+        assert not (c.novel and (w in training or is_real))
     if c.unique:
         assert len(set(words)) == len(words)
 
@@ -187,11 +193,10 @@ def test_impossible_and_improbable_constraints_are_422_problems(server, local):
 
 
 def test_improbable_constraints_run_out_of_budget(tmp_path):
-    """A tiny budget runs out: a quarter of the words of one or two letters drawn are
-    training words (de, la, le, ...)."""
+    """A tiny budget runs out: many words of four letters drawn are real (mais, dans, ...)."""
     s = start_server(SHIPPED_MODEL, REJECTION_BUDGET="40")
     try:
-        params = {"n": 200, "min_len": 1, "max_len": 2, "novel": "true", "seed": 1}
+        params = {"n": 200, "min_len": 4, "max_len": 4, "novel": "true", "seed": 1}
         r = s.get("/sample", params=params)
         assert r.status_code == 422, r.text
         body = r.json()
@@ -242,8 +247,11 @@ def expected_score(shipped, word: str) -> dict:
     }
 
 
+LEXICAL = {"in_lexicon", "matches", "old20", "neighbours", "nearest"}  # tests/test_http_lexicon.py
+
+
 def same_score(got: dict, expected: dict) -> None:
-    assert got.keys() == expected.keys()
+    assert got.keys() == expected.keys() | LEXICAL
     for key in ("word", "symbols", "in_corpus"):
         assert got[key] == expected[key]
     for key in ("logprob", "nll_per_symbol", "perplexity"):
@@ -367,7 +375,11 @@ def test_openapi_document_describes_every_parameter(server):
         "unique",
         "temperature",
         "top_k",
+        "old20_min",
+        "old20_max",
+        "stats",
     ]
+    assert params["old20_min"]["type"] == "number" and params["stats"]["type"] == "boolean"
     assert params["novel"]["type"] == params["unique"]["type"] == "boolean"
     assert (params["temperature"]["minimum"], params["temperature"]["maximum"]) == (0.05, 20)
     assert params["top_k"]["maximum"] == 41 and params["max_len"]["maximum"] == 256
@@ -381,13 +393,14 @@ def test_openapi_document_describes_every_parameter(server):
 
 
 def test_the_most_expensive_constrained_request_is_bounded(server):
-    """Words of one or two letters, new and distinct, a thousand of them: the distinct new ones
-    exist (so not impossible), but the likely ones repeat, and each repeat is rejected. The
+    """Words of one to three letters, new and distinct, a thousand of them: the distinct new
+    ones exist (so not impossible), but the likely ones are real words or repeat, and each is
+    rejected. The
     rejection budget ends it with a 422 and the workers live on (a request still running at
     gunicorn's TIMEOUT would have its worker killed and replaced; how long it takes is the
     benchmark's to say, not a test's)."""
     workers = server.worker_pids()
-    params = {"n": 1000, "min_len": 1, "max_len": 2, "novel": "true", "unique": "true"}
+    params = {"n": 1000, "min_len": 1, "max_len": 3, "novel": "true", "unique": "true"}
     r = server.get("/sample", params={**params, "seed": 1})
     assert r.status_code == 422, r.text
     body = r.json()

@@ -269,10 +269,15 @@ def test_figures_batch(sample):
     assert lex.nearest("maisom", k=3) == list(got[1].nearest[:3])
 
 
-@pytest.mark.parametrize("bad", ["x" * 256, "X" * 300])
-def test_bad_queries(bad):
-    with pytest.raises(ValueError):
-        Lexicon(["abc"]).neighbourhood(bad)
+def test_words_longer_than_any_entry_are_measured_against_all():
+    """Past 255 characters (the bounds' uint8) every entry is measured: still exact."""
+    words = ["abc", "a", "de"] + [f"w{i:03d}" for i in range(30)]
+    lex = Lexicon(words)
+    for word in ["x" * 256, "ab" * 150]:
+        assert_matches_brute(lex, words, [word])
+        assert lex.neighbourhood(word).work == len(words)
+        with pytest.raises(LexiconBudgetExceeded):
+            lex.neighbourhood(word, budget=len(words) - 1)
 
 
 def test_the_empty_word_stands_at_each_entrys_length():

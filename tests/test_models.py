@@ -71,6 +71,12 @@ def multi(model_dir):
 def test_models_lists_every_model(multi, model_dir):
     body = multi.get("/models").json()
     files = {name: load_model(model_dir / f"{name}.safetensors") for name in ("civil", "greek")}
+    # The notebook's model was trained with --language fr: wordfreq's French and its corpus;
+    # the Greek one without: no lexicon.
+    lexicons = [m.pop("lexicon") for m in body["models"]]
+    assert lexicons[1] is None
+    assert lexicons[0]["source"].startswith("wordfreq ") and " fr " in lexicons[0]["source"]
+    assert lexicons[0]["size"] > 300_000 and 0 < lexicons[0]["extra_words"] < 7072
     assert body == {
         "models": [
             {

@@ -513,10 +513,7 @@ class Lexicon:
         return [done[q] for q in queries]
 
     def _query(self, word: str) -> str:
-        q = normalize(word)
-        if len(q) > MAX_WORD_LEN:
-            raise ValueError(f"a word longer than {MAX_WORD_LEN} characters")
-        return q
+        return normalize(word)
 
     def _bounds(self, q_classes: list[tuple[int, int]], m: int, s: int, e: int) -> np.ndarray:
         """The lower bound max(m, n) - common for internal entries s .. e-1 (uint8)."""
@@ -545,6 +542,11 @@ class Lexicon:
         if k < 0:
             raise ValueError("k must be >= 0")
         m = len(q)
+        if m > MAX_WORD_LEN:  # longer than any entry (the bounds are uint8): measure them all
+            if budget is not None and len(self) > budget:
+                raise LexiconBudgetExceeded(q, budget, 0, len(self))
+            d = cdist([q], self._words, scorer=Levenshtein.distance, dtype=np.int32, workers=1)
+            return self._answer(q, k, [np.arange(len(self))], [d[0]], len(self), m + self._max_len)
         if m == 0:  # (a model may make the empty word) every entry lies at its length
             return self._answer(
                 q, k, [np.arange(len(self))], [self._lens.astype(np.int32)], 0, MAX_WORD_LEN
