@@ -44,7 +44,12 @@ On 1,000 words sampled from the shipped model, against the whole list, it measur
 
 Work is counted in exact distance computations: every call takes a `budget` of them and
 raises `LexiconBudgetExceeded` before spending more; a search never measures an entry twice.
-The bound costs at most one pass over the lexicon per word, not counted.
+The bound costs at most one pass over the lexicon per word, not counted here: a request's
+`Allowance` charges it as SEARCH_COST per search, and remembers searches (per process) while
+charging them as if made again. Two words fall outside the bound's range and are answered
+directly: the empty word (every entry lies at its length) and a word longer than MAX_WORD_LEN
+(every entry measured). With `above`, a search may stop as soon as the levels it completed
+prove OLD20 greater (`Neighbourhood.old20_above`): what the OLD20 filters ask.
 
 Memory: about 45 MB for wordfreq's list (the entries as strs, 20 MB; `H`, 12 MB; arrays). The
 lexicon is built once, in the service's master before it forks; it is read only afterwards.
