@@ -281,6 +281,32 @@ def count_words(
     return int(N[s])
 
 
+def real_words(words: list[str], training: frozenset[str], lexicon: Lexicon | None) -> list[bool]:
+    """Which of `words` `novel` rejects: training words, and lexicon words (accent-folded),
+    looked up a batch at a time."""
+    real = [w in training for w in words]
+    if lexicon is not None:
+        rest = [i for i, r in enumerate(real) if not r]
+        if rest:
+            for i in np.flatnonzero(lexicon.contains([words[i] for i in rest])).tolist():
+                real[rest[i]] = True
+    return real
+
+
+def old20_in_range(
+    allowance: Allowance, lexicon: Lexicon, word: str, lo: float | None, hi: float | None
+):
+    """The word's neighbourhood if its OLD20 lies in [lo, hi] (to EPSILON), else None; the
+    search may stop as soon as OLD20 is known to exceed hi."""
+    above = None if hi is None else hi + EPSILON
+    nb = allowance.neighbourhood(lexicon, word, above=above)
+    if nb.old20 is None:  # above hi (or no other word in the lexicon)
+        return None
+    if (lo is None or nb.old20 >= lo - EPSILON) and (hi is None or nb.old20 <= hi + EPSILON):
+        return nb
+    return None
+
+
 def list_words(
     mask: np.ndarray,
     nxt: np.ndarray,
@@ -569,10 +595,7 @@ class ConstrainedSampler:
                 return  # too many dead ends to list: the budget answers
             alphabet = self.alphabet
             words = [c.prefix + "".join(alphabet[i] for i in w) for w in listed]
-            known = training.set if training else frozenset()
-            seen = int(sum(w in known for w in words))
-            rest = [w for w in words if w not in known]
-            seen += int(lexicon.contains(rest).sum()) if rest else 0
+            seen = sum(real_words(words, training.set if training else frozenset(), lexicon))
         what = "a training word" if lexicon is None else "a training word or a lexicon word"
         if c.novel and allowed == seen:
             raise ImpossibleConstraints(
@@ -702,30 +725,16 @@ class WordFilter(Accept):
     def screen(self, words: list[str]) -> list[str | None]:
         if not self.novel:
             return [None] * len(words)
-        training = self.training
-        reasons: list[str | None] = ["novel" if w in training else None for w in words]
-        if self.lexicon is not None:
-            rest = [i for i, r in enumerate(reasons) if r is None]
-            if rest:
-                found = self.lexicon.contains([words[i] for i in rest])
-                for i in np.flatnonzero(found).tolist():
-                    reasons[rest[i]] = "novel"
-        return reasons
+        return ["novel" if r else None for r in real_words(words, self.training, self.lexicon)]
 
     def __call__(self, word: str) -> str | None:
         if self.unique and word in self.seen:
             return "unique"
-        if self.old20 is not None and not self.in_range(word):
+        if self.old20 is not None and not old20_in_range(
+            self.allowance, self.lexicon, word, *self.old20
+        ):
             return "old20"
         if self.unique:
             self.seen.add(word)
         self.kept += 1
         return None
-
-    def in_range(self, word: str) -> bool:
-        lo, hi = self.old20
-        above = None if hi is None else hi + EPSILON
-        old20 = self.allowance.neighbourhood(self.lexicon, word, above=above).old20
-        if old20 is None:  # above hi (or no other word in the lexicon)
-            return False
-        return (lo is None or old20 >= lo - EPSILON) and (hi is None or old20 <= hi + EPSILON)

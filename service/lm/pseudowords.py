@@ -18,15 +18,12 @@ lexicon work (`TARGET_SHARE`); a target that cannot be matched within them is li
 from __future__ import annotations
 
 import statistics
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from service.lm.constrained import EPSILON, ConstrainedSampler
+from service.lm.constrained import EPSILON, ConstrainedSampler, old20_in_range, real_words
 from service.lm.defaults import DEFAULT_NLL_TOLERANCE, DEFAULT_OLD20_TOLERANCE
-from service.lm.lexicon import Allowance, Lexicon, LexiconBudgetExceeded
+from service.lm.lexicon import Allowance, Lexicon, LexiconBudgetExceeded, normalize
 from service.lm.sampling import Accept, Walker, conditioned_words
 from service.lm.score import Scorer
 
@@ -145,29 +142,22 @@ class _Candidates(Accept):
 
     def screen(self, words: list[str]) -> list[str | None]:
         m = self.m
-        reasons: list[str | None] = [None] * len(words)
         # Every candidate has the target's length: nll_per_symbol = -logprob / (L + 1).
         nlls = (-m.scorer.logprobs(words) / (self.target.length + 1)).tolist()
-        for i, (word, nll) in enumerate(zip(words, nlls, strict=True)):
-            if not self.nll_lo <= nll <= self.nll_hi:
-                reasons[i] = "nll"
-            elif word in m.training:
-                reasons[i] = "novel"
-            else:
-                self._nll[word] = nll
-        rest = [i for i, r in enumerate(reasons) if r is None]
-        if rest:
-            for i in np.flatnonzero(m.lexicon.contains([words[i] for i in rest])).tolist():
-                reasons[rest[i]] = "novel"
+        within = [i for i, nll in enumerate(nlls) if self.nll_lo <= nll <= self.nll_hi]
+        reasons: list[str | None] = ["nll"] * len(words)
+        real = real_words([words[i] for i in within], m.training, m.lexicon)
+        for i, is_real in zip(within, real, strict=True):
+            reasons[i] = "novel" if is_real else None
+            self._nll[words[i]] = nlls[i]
         return reasons
 
     def __call__(self, word: str) -> str | None:
         if word in self.used:
             return "unique"
-        t = self.target.old20
-        tolerance = self.m.old20_tolerance + EPSILON
-        nb = self.allowance.neighbourhood(self.m.lexicon, word, above=t + tolerance)
-        if nb.old20 is None or abs(nb.old20 - t) > tolerance:
+        t, tolerance = self.target.old20, self.m.old20_tolerance
+        nb = old20_in_range(self.allowance, self.m.lexicon, word, t - tolerance, t + tolerance)
+        if nb is None:
             return "old20"
         self.used.add(word)
         self.kept.append(
@@ -202,9 +192,7 @@ class Matcher:
     ) -> Matched:
         """Each target's `per_target` pseudowords, or its reason under `unmatched`."""
         answer = Matched()
-        normal = [
-            unicodedata.normalize("NFC", unicodedata.normalize("NFC", t).lower()) for t in targets
-        ]
+        normal = [normalize(t) for t in targets]
         used = set(normal)  # no pseudoword is a target, nor a word kept before
         share = None if allowance.limit is None else allowance.limit // TARGET_SHARE
         budget = self.constrained.rejection_budget
@@ -256,17 +244,16 @@ class Matcher:
         return None
 
     def _figures(self, word: str, allowance: Allowance) -> Figures:
-        (s,) = self.scorer.score([word])
-        nb = allowance.neighbourhood(self.lexicon, word)
-        matches = self.lexicon.lookup(word)
-        zipfs = [e.zipf for e in matches if e.zipf is not None]
+        (s,) = self.scorer.score([word], lexical=True, allowance=allowance)
+        x = s.lexical
+        zipfs = [e.zipf for e in x.matches if e.zipf is not None]
         return Figures(
             word,
             len(word),
             s.nll_per_symbol,
-            nb.old20,
-            nb.neighbours,
-            in_lexicon=bool(matches),
+            x.old20,
+            x.neighbours,
+            in_lexicon=x.in_lexicon,
             zipf=max(zipfs) if zipfs else None,
         )
 

@@ -20,11 +20,10 @@ from service.lm.constrained import (
     NoLexicon,
     NoWordList,
 )
-from service.lm.lexicon import LexiconBudgetExceeded
 from service.lm.score import UnknownSymbolError
 from service.web.registry import UnknownModel
 from service.web.schemas import FieldError, Problem
-from service.web.served import NotABigramModel
+from service.web.served import LexiconWorkExceeded, NotABigramModel
 
 PROBLEM_JSON = "application/problem+json"
 INVALID_PARAMETER = "urn:civil-words:problem:invalid-parameter"
@@ -163,25 +162,16 @@ def init_app(app: Flask) -> None:
             )
         )
 
-    @app.errorhandler(LexiconBudgetExceeded)
-    def _lexicon_budget(e: LexiconBudgetExceeded):
-        # /score's words, or /sample's stats (its OLD20 filters answer ImprobableConstraints).
-        if request.path == "/sample":
-            parameter = "stats"
-        else:
-            parameter = "words" if request.method == "POST" else "word"
-        reason = (
-            f"the lexicon work budget of the request ({e.budget:,} units) ran out at {e.word!r}: "
-            "ask for fewer words"
-        )
+    @app.errorhandler(LexiconWorkExceeded)
+    def _lexicon_work(e: LexiconWorkExceeded):
         return problem_response(
             Problem(
                 type=LEXICON_BUDGET,
                 title="Lexicon work budget exhausted",
                 status=422,
-                detail=reason,
+                detail=e.reason,
                 instance=request.path,
-                errors=[FieldError(parameter=parameter, reason=reason)],
+                errors=[FieldError(parameter=e.parameter, reason=e.reason)],
             )
         )
 

@@ -15,7 +15,7 @@ from service.lm.constrained import (
     Constraints,
     Sampled,
 )
-from service.lm.lexicon import Allowance
+from service.lm.lexicon import Allowance, LexiconBudgetExceeded
 from service.lm.pseudowords import Matched
 from service.lm.ready import ReadyModel, open_model
 from service.lm.sampling import DEFAULT_MAX_WORD_LEN
@@ -42,6 +42,18 @@ WARM_STATES = 4096
 
 class UnknownSymbol(ValueError):
     pass
+
+
+class LexiconWorkExceeded(RuntimeError):
+    """A request's lexicon work ran out while figuring `parameter`'s words."""
+
+    def __init__(self, parameter: str, budget: int | None, word: str):
+        self.parameter = parameter
+        self.reason = (
+            f"the lexicon work budget of the request ({budget:,} units) ran out at {word!r}: "
+            "ask for fewer words"
+        )
+        super().__init__(self.reason)
 
 
 class NotABigramModel(ValueError):
@@ -200,11 +212,15 @@ class ServedModel:
         return self.model.constrained.sample(n, seed, constraints, allowance)
 
     def score(
-        self, words: list[str], lexical: bool = True, allowance: Allowance | None = None
+        self, words: list[str], parameter: str, allowance: Allowance | None = None
     ) -> list[WordScore]:
         """Scores of the words, in order, with their figures against the lexicon (raises
-        `UnknownSymbolError`, and `LexiconBudgetExceeded` when `allowance` runs out)."""
-        return self.model.scorer.score(words, lexical, allowance or self.allowance())
+        `UnknownSymbolError`, and `LexiconWorkExceeded` naming `parameter` when `allowance`
+        runs out)."""
+        try:
+            return self.model.scorer.score(words, True, allowance or self.allowance())
+        except LexiconBudgetExceeded as e:
+            raise LexiconWorkExceeded(parameter, e.budget, e.word) from None
 
     def pseudowords(
         self,
